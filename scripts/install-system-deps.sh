@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Debian packages that necoma's features and tests use. Idempotent: installs only what is missing.
+set -euo pipefail
+PKGS=(
+  tshark tcpdump          # reference decoders the tests compare against
+  softflowd nfdump nfdump-sflow pmacct tcpreplay   # real flow exporters and a reference collector
+  unbound dnsutils hping3 nmap iproute2            # the network-namespace lab
+  publicsuffix            # offline public suffix list
+)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+  echo "necoma setup: missing Debian packages: ${missing[*]} (run as root, or install them)" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# The packaged daemons are not wanted as system services; tests start their own.
+for svc in unbound softflowd nfdump pmacct; do
+  systemctl disable --now "$svc" >/dev/null 2>&1 || true
+  service "$svc" stop >/dev/null 2>&1 || true
+done

@@ -1,0 +1,1 @@
+"""The `necoma` command: one module per command group."""

@@ -1,0 +1,42 @@
+"""Entry point of the `necoma` command."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from necoma.cli import config_cmd, import_cmd, query_cmd, run_cmd
+
+app = typer.Typer(
+    name="necoma",
+    help="necoma: multi-layer cyber-defense pipeline — collect, analyze, share, decide, protect.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+
+
+@app.callback()
+def _global(
+    ctx: typer.Context,
+    config: Optional[Path] = typer.Option(
+        None, "--config", "-c", envvar="NECOMA_CONFIG",
+        help="Settings file (TOML). Default: ./necoma.toml if present, else built-in defaults.",
+    ),
+) -> None:
+    ctx.obj = {"config": config}
+
+
+app.add_typer(config_cmd.app, name="config")
+app.add_typer(import_cmd.app, name="import")
+app.command("query")(query_cmd.query)
+app.command("run")(run_cmd.run)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Collection: decoders for every input, file importers and live listeners."""

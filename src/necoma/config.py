@@ -1,0 +1,110 @@
+"""One typed settings model, read from necoma.toml.
+
+The file is found from `--config`, else `NECOMA_CONFIG`, else `./necoma.toml`
+if it exists; with no file every default applies (data under ./necoma-data).
+Every tunable lives here with its meaning, so `necoma config show` can print
+them all, as FastNetMon's config file does.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LakeSettings(_Section):
+    path: Path | None = Field(None, description="Lake root; default <data_dir>/lake. May be shared storage.")
+    batch_rows: int = Field(250_000, ge=1, description="Rows buffered per table before a Parquet file is written.")
+    compression: str = Field("zstd", description="Parquet compression codec.")
+    row_group_rows: int = Field(256 * 1024, ge=1024, description="Rows per Parquet row group.")
+
+
+class ImportSettings(_Section):
+    max_reasons: int = Field(5, ge=1, description="Distinct rejection reasons shown per import.")
+
+
+class CollectSettings(_Section):
+    netflow: list[str] = Field(default_factory=list, description="NetFlow v5/v9 and IPFIX listen addresses, HOST:PORT ([v6]:PORT).")
+    sflow: list[str] = Field(default_factory=list, description="sFlow v5 listen addresses.")
+    syslog: list[str] = Field(default_factory=list, description="Syslog listen addresses (UDP and TCP on the same port).")
+    flush_seconds: float = Field(10.0, gt=0, description="Longest time a received record waits before it is written to the lake.")
+    template_wait_seconds: float = Field(30.0, ge=0, description="How long NetFlow v9/IPFIX data sets wait for their template before being dropped.")
+    max_pending_datagrams: int = Field(10_000, ge=0, description="Datagrams buffered per exporter while waiting for templates.")
+    stats_file: Path | None = Field(None, description="Status file with per-exporter counters; default <data_dir>/collect-stats.json.")
+    metrics_port: int | None = Field(None, description="Port for Prometheus text metrics over HTTP on 127.0.0.1; off when unset.")
+
+
+class EnrichSettings(_Section):
+    geoip_city: Path | None = Field(None, description="MaxMind GeoIP2/GeoLite2 City mmdb file.")
+    geoip_asn: Path | None = Field(None, description="MaxMind GeoIP2/GeoLite2 ASN mmdb file.")
+    public_suffix_list: Path = Field(Path("/usr/share/publicsuffix/public_suffix_list.dat"), description="Public suffix list (offline).")
+
+
+class Settings(_Section):
+    data_dir: Path = Field(Path("necoma-data"), description="Where necoma keeps its lake and state.")
+    lake: LakeSettings = Field(default_factory=LakeSettings)
+    imports: ImportSettings = Field(default_factory=ImportSettings)
+    collect: CollectSettings = Field(default_factory=CollectSettings)
+    enrich: EnrichSettings = Field(default_factory=EnrichSettings)
+
+    @property
+    def lake_path(self) -> Path:
+        return self.lake.path or self.data_dir / "lake"
+
+    @property
+    def state_db(self) -> Path:
+        return self.data_dir / "state.sqlite"
+
+
+class ConfigError(Exception):
+    """The configuration file is missing or invalid; the message says where."""
+
+
+def config_path(explicit: str | os.PathLike | None = None) -> Path | None:
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get("NECOMA_CONFIG")
+    if env:
+        return Path(env)
+    default = Path("necoma.toml")
+    return default if default.exists() else None
+
+
+def load_settings(explicit: str | os.PathLike | None = None) -> Settings:
+    path = config_path(explicit)
+    if path is None:
+        return Settings()
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        lines = [f"{path}: invalid settings:"]
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"])
+            lines.append(f"  {where}: {err['msg']}")
+        raise ConfigError("\n".join(lines)) from None
+
+
+def describe(settings: BaseModel, prefix: str = "") -> list[tuple[str, Any, str]]:
+    """Flatten settings into (dotted name, value, description) rows."""
+    rows: list[tuple[str, Any, str]] = []
+    for name, field in type(settings).model_fields.items():
+        value = getattr(settings, name)
+        key = f"{prefix}{name}"
+        if isinstance(value, BaseModel):
+            rows.extend(describe(value, key + "."))
+        else:
+            rows.append((key, value, field.description or ""))
+    return rows
