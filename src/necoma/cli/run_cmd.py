@@ -1,0 +1,28 @@
+"""`necoma run`: the main job, driving the pipeline end to end on the embedded default."""
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from necoma.cli.common import console, settings_from
+from necoma.lake import connect
+from necoma.schemas import TABLES
+
+
+def lake_summary_table(settings) -> Table:
+    con = connect(settings.lake_path)
+    table = Table(title=f"lake at {settings.lake_path}")
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    table.add_column("first")
+    table.add_column("last")
+    for name, (_, time_col, _) in TABLES.items():
+        n, first, last = con.execute(f"SELECT count(*), min({time_col}), max({time_col}) FROM {name}").fetchone()
+        table.add_row(name, str(n), str(first or ""), str(last or ""))
+    return table
+
+
+def run(ctx: typer.Context) -> None:
+    """Run the pipeline on the embedded default: demo data in, lake summary out. Needs no server or network."""
+    settings = settings_from(ctx)
+    console.print(lake_summary_table(settings))
