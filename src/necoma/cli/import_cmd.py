@@ -76,7 +76,7 @@ def urls(
     force: bool = _FORCE,
 ) -> None:
     """Import a URL feed (phishing, spam, ...) into `urls`."""
-    _run(ctx, "urls", files, force, kind=kind, feed=feed, column=column)
+    _run(ctx, "urls", files, force, url_kind=kind, feed=feed, column=column)
 
 
 @app.command("iplist")
