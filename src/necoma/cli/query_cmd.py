@@ -1,6 +1,7 @@
 """`necoma query`: SQL over the lake."""
 from __future__ import annotations
 
+import json
 import sys
 from enum import Enum
 from pathlib import Path
@@ -10,6 +11,7 @@ import duckdb
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from necoma.cli.common import console, fail, settings_from
@@ -37,7 +39,7 @@ def query(
     settings = settings_from(ctx)
     con = connect(settings.lake_path)
     try:
-        result = con.execute(sql).fetch_arrow_table()
+        result = con.execute(sql).to_arrow_table()
     except duckdb.Error as exc:
         fail(f"query failed: {exc}")
     if fmt is OutFormat.table:
@@ -46,7 +48,11 @@ def query(
             table.add_column(name, overflow="fold")
         for row in result.slice(0, limit).to_pylist():
             table.add_row(*["" if v is None else str(v) for v in row.values()])
-        (Console_for(out)).print(table)
+        if out:
+            with open(out, "w") as fh:
+                Console(file=fh, width=200).print(table)
+        else:
+            console.print(table)
         if result.num_rows > limit:
             console.print(f"({result.num_rows} rows, {limit} shown; use --limit or --format csv)")
         return
@@ -60,8 +66,6 @@ def query(
         if fmt is OutFormat.csv:
             pacsv.write_csv(result, sink)
         else:
-            import json
-
             for row in result.to_pylist():
                 sink.write((json.dumps(row, default=str) + "\n").encode())
         sink.flush()
@@ -69,10 +73,3 @@ def query(
         if out:
             sink.close()
 
-
-def Console_for(out: Optional[Path]):
-    if out is None:
-        return console
-    from rich.console import Console
-
-    return Console(file=open(out, "w"), width=200)
