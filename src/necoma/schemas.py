@@ -152,6 +152,33 @@ INTERFACES = pa.schema(
     ]
 )
 
+ALERT_SUBJECT = pa.struct(
+    [
+        ("role", pa.string()),  # victim | amplifier | bot | scanner | cnc | domain | url | attacker | host | source | destination
+        ("value", pa.string()),  # address, CIDR prefix, domain name or URL
+        ("weight", pa.float64()),  # the subject's share of the finding (bytes, degree, ...), detector-defined
+        ("country", pa.string()),  # GeoIP country code, when enrichment is configured
+        ("asn", pa.uint32()),
+        ("as_org", pa.string()),
+    ]
+)
+
+ALERTS = pa.schema(
+    [
+        ("id", pa.string()),  # deterministic from the content (necoma.analyze.alert)
+        ("detector", pa.string()),
+        ("window_start", TS),
+        ("window_end", TS),
+        ("created", TS),
+        ("score", pa.float64()),  # 0..1
+        ("confidence", pa.string()),  # low | medium | high
+        ("summary", pa.string()),
+        ("subjects", pa.list_(ALERT_SUBJECT)),
+        ("metrics", pa.map_(pa.string(), pa.float64())),  # bytes, packets, peers... scaled by sampling rate
+        ("evidence", pa.string()),  # SQL over the lake that returns the rows behind the alert
+    ]
+)
+
 # table name -> (schema, time column used for partitioning, hourly partitions?)
 TABLES: dict[str, tuple[pa.Schema, str, bool]] = {
     "flows": (FLOWS, "start_time", True),
@@ -161,6 +188,7 @@ TABLES: dict[str, tuple[pa.Schema, str, bool]] = {
     "urls": (URLS, "first_seen", False),
     "iplists": (IPLISTS, "first_seen", False),
     "interfaces": (INTERFACES, "time", False),
+    "alerts": (ALERTS, "window_start", False),
 }
 
 
