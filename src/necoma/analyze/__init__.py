@@ -1,0 +1,1 @@
+"""Analysis: detectors over the lake tables, their registry and shared algorithms (DGAs, ...)."""
