@@ -47,12 +47,22 @@ class EnrichSettings(_Section):
     public_suffix_list: Path = Field(Path("/usr/share/publicsuffix/public_suffix_list.dat"), description="Public suffix list (offline).")
 
 
+class AnalyzeSettings(_Section):
+    engine: str = Field("duckdb", pattern="^(duckdb|spark)$", description="Query engine for detectors: duckdb (embedded) or spark.")
+    spark_master: str = Field("local[2]", description="Spark master URL: local[N], spark://HOST:7077, yarn, k8s://...")
+    spark_conf: dict[str, str] = Field(default_factory=dict, description="Extra Spark settings (spark.executor.memory, spark.hadoop.fs.s3a.*, ...).")
+    lake_url: str | None = Field(None, description="Lake location as the engines read it (path or URL: file://, s3a://, hdfs://); default the lake path.")
+    write_alerts: bool = Field(True, description="Store alerts in the lake's alerts table.")
+
+
 class Settings(_Section):
     data_dir: Path = Field(Path("necoma-data"), description="Where necoma keeps its lake and state.")
     lake: LakeSettings = Field(default_factory=LakeSettings)
     imports: ImportSettings = Field(default_factory=ImportSettings)
     collect: CollectSettings = Field(default_factory=CollectSettings)
     enrich: EnrichSettings = Field(default_factory=EnrichSettings)
+    analyze: AnalyzeSettings = Field(default_factory=AnalyzeSettings)
+    detectors: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Per-detector parameter overrides, [detectors.NAME] (see necoma analyze --list).")
 
     @property
     def lake_path(self) -> Path:
