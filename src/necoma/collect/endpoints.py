@@ -1,0 +1,205 @@
+"""Network endpoints of `necoma collect`: UDP datagram readers and the TCP syslog server.
+
+Each endpoint hands whole datagrams (or framed TCP messages) to one decoder,
+in the event-loop thread, so decoders need no locks.
+"""
+from __future__ import annotations
+
+import asyncio
+import errno
+import ipaddress
+import logging
+import socket
+import time
+from dataclasses import dataclass
+
+from necoma.collect.decoder import Decoder
+from necoma.collect.framing import SyslogFramer
+from necoma.collect.syslog import SyslogDecoder
+
+log = logging.getLogger(__name__)
+
+UDP_RCVBUF = 32 * 1024 * 1024  # bytes; absorbs bursts while a flush or a slow decode runs
+UDP_BUDGET = 512  # datagrams read per readiness event before yielding to other endpoints
+TCP_READ = 64 * 1024
+TCP_IDLE_SECONDS = 600.0  # a silent TCP sender is disconnected after this long
+TCP_MAX_CONNECTIONS = 512
+MAX_MESSAGE = 64 * 1024  # longest syslog message accepted over TCP
+
+
+class ListenError(Exception):
+    """A listen address is invalid or cannot be bound; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class ListenAddress:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def parse_address(text: str) -> ListenAddress:
+    """`HOST:PORT`, `[IPv6]:PORT` or `:PORT` (all IPv4 addresses) → ListenAddress."""
+    text = text.strip()
+    if text.startswith("["):
+        host, sep, port = text[1:].partition("]:")
+        if not sep:
+            raise ListenError(f"{text!r}: expected [IPv6]:PORT")
+    else:
+        host, sep, port = text.rpartition(":")
+        if not sep:
+            raise ListenError(f"{text!r}: expected HOST:PORT, e.g. 127.0.0.1:2055 or [::1]:2055")
+        if ":" in host:
+            raise ListenError(f"{text!r}: put IPv6 addresses in brackets, e.g. [{host}]:{port}")
+        host = host or "0.0.0.0"
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ListenError(f"{text!r}: port must be a number from 1 to 65535")
+    if host != "localhost":
+        try:
+            ipaddress.ip_address(host.split("%")[0])
+        except ValueError:
+            raise ListenError(f"{text!r}: {host!r} is not an IP address (or 'localhost')") from None
+    return ListenAddress(host, int(port))
+
+
+def _bind_error(what: str, addr: ListenAddress, exc: OSError) -> ListenError:
+    reason = {
+        errno.EADDRINUSE: "address already in use (another collector running?)",
+        errno.EACCES: "permission denied (ports below 1024 need root)",
+        errno.EADDRNOTAVAIL: "address not available on this machine",
+    }.get(exc.errno or 0, exc.strerror or str(exc))
+    return ListenError(f"cannot listen on {what} {addr}: {reason}")
+
+
+def _family(addr: ListenAddress) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in addr.host else socket.AF_INET
+
+
+def open_udp_socket(addr: ListenAddress, rcvbuf: int = UDP_RCVBUF) -> socket.socket:
+    """A bound, non-blocking UDP socket with a large receive buffer."""
+    host = "127.0.0.1" if addr.host == "localhost" else addr.host
+    sock = socket.socket(_family(addr), socket.SOCK_DGRAM)
+    try:
+        if sock.family == socket.AF_INET6:
+            # v6-only, so [::]:P and 0.0.0.0:P can both be listed without a conflict.
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        _grow_rcvbuf(sock, rcvbuf)
+        sock.bind((host, addr.port))
+    except OSError as exc:
+        sock.close()
+        raise _bind_error("udp", addr, exc) from None
+    sock.setblocking(False)
+    return sock
+
+
+def _grow_rcvbuf(sock: socket.socket, size: int) -> None:
+    # SO_RCVBUFFORCE passes net.core.rmem_max when we have CAP_NET_ADMIN; otherwise
+    # the kernel caps SO_RCVBUF at rmem_max (the collector reports the size it got).
+    force = getattr(socket, "SO_RCVBUFFORCE", None)
+    try:
+        if force is None:
+            raise PermissionError
+        sock.setsockopt(socket.SOL_SOCKET, force, size)
+    except OSError:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+
+
+class UdpEndpoint:
+    """Reads every datagram waiting on a socket at each readiness event (asyncio reads one)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, decoder: Decoder) -> None:
+        self.loop = loop
+        self.sock = sock
+        self.decoder = decoder
+        loop.add_reader(sock.fileno(), self._ready)
+
+    def _ready(self, budget: int = UDP_BUDGET) -> int:
+        recv, feed = self.sock.recvfrom, self.decoder.feed
+        n = 0
+        while n < budget:
+            try:
+                data, peer = recv(65535)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:  # e.g. ECONNREFUSED from an earlier ICMP error: keep reading
+                log.debug("udp recv: %s", exc)
+                continue
+            n += 1
+            try:
+                feed(data, peer[0], time.time())
+            except Exception:  # decoders never raise by contract; if one does, count and go on
+                log.exception("%s decoder raised on a datagram from %s", self.decoder.protocol, peer[0])
+                self.decoder.stats.of(peer[0]).rejected["decoder error"] += 1
+        return n
+
+    def close(self) -> None:
+        """Stop, after reading what the kernel already holds: it was received before the stop."""
+        self.loop.remove_reader(self.sock.fileno())
+        while self._ready(budget=1 << 30):
+            pass
+        self.sock.close()
+
+
+class TcpSyslogEndpoint:
+    """Syslog over TCP: one task per connection, each with bounded buffers and an idle timeout."""
+
+    def __init__(self, decoder: SyslogDecoder, max_message: int = MAX_MESSAGE) -> None:
+        self.decoder = decoder
+        self.max_message = max_message
+        self.server: asyncio.base_events.Server | None = None
+        self._conns: set[asyncio.Task] = set()
+
+    async def start(self, addr: ListenAddress) -> None:
+        host = "127.0.0.1" if addr.host == "localhost" else addr.host
+        try:
+            self.server = await asyncio.start_server(
+                self._serve, host, addr.port, family=_family(addr), reuse_address=True, backlog=256)
+        except OSError as exc:
+            raise _bind_error("tcp", addr, exc) from None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        peer = writer.get_extra_info("peername") or ("unknown",)
+        exporter = str(peer[0])
+        if len(self._conns) >= TCP_MAX_CONNECTIONS:
+            log.warning("syslog tcp: refusing %s, %d connections open", exporter, len(self._conns))
+            writer.close()
+            return
+        assert task is not None
+        self._conns.add(task)
+        framer = SyslogFramer(self.max_message)
+        try:
+            while not framer.broken:
+                try:
+                    data = await asyncio.wait_for(reader.read(TCP_READ), TCP_IDLE_SECONDS)
+                except (TimeoutError, ConnectionError):
+                    break
+                if not data:
+                    break
+                self._deliver(exporter, *framer.feed(data))
+        except asyncio.CancelledError:
+            pass  # shutdown: deliver what is buffered below
+        finally:
+            self._conns.discard(task)
+            self._deliver(exporter, *framer.close())
+            writer.close()
+
+    def _deliver(self, exporter: str, msgs: list[bytes], rejects: list[str]) -> None:
+        now = time.time()
+        for m in msgs:
+            self.decoder.feed(m, exporter, now)
+        for reason in rejects:  # framing errors: a message that never reached the parser
+            self.decoder.stats.of(exporter).datagrams += 1
+            self.decoder.reject(exporter, reason)
+
+    async def close(self, grace: float = 0.2) -> None:
+        """Stop accepting, let open connections read what is already queued, then end them."""
+        if self.server is not None:
+            self.server.close()
+        await asyncio.sleep(grace)
+        for task in list(self._conns):
+            task.cancel()
+        if self._conns:
+            await asyncio.gather(*self._conns, return_exceptions=True)

@@ -1,0 +1,247 @@
+"""The live collector: listeners → decoders → lake, with a status file and metrics.
+
+One asyncio loop receives on every endpoint and feeds the decoders. Every
+`flush_seconds` the loop drains the decoders (cheap: it hands over column
+buffers) and a single writer thread turns the batch into Parquet files, so
+reception never waits for the disk. SIGTERM and SIGINT stop reception, read
+what the kernel already holds, and flush everything before exit.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+
+from necoma.collect.decoder import Decoder
+from necoma.collect.endpoints import (
+    UDP_RCVBUF, ListenAddress, ListenError, TcpSyslogEndpoint, UdpEndpoint, open_udp_socket, parse_address,
+)
+from necoma.collect.metrics import MetricsServer, write_status
+from necoma.collect.syslog import SyslogDecoder
+from necoma.config import CollectSettings, Settings
+from necoma.lake.writer import LakeWriter
+
+log = logging.getLogger(__name__)
+
+PROTOCOLS = ("netflow", "sflow", "syslog")
+MAX_RETRY_BATCHES = 100  # failed lake writes kept for retry; older ones are dropped, counted in the log
+
+
+def make_decoder(protocol: str, cs: CollectSettings) -> Decoder:
+    """One decoder per protocol, shared by all its listen addresses."""
+    if protocol == "syslog":
+        return SyslogDecoder()
+    try:
+        if protocol == "netflow":
+            from necoma.collect.netflow import NetflowDecoder
+
+            return NetflowDecoder(template_wait_seconds=cs.template_wait_seconds,
+                                  max_pending_datagrams=cs.max_pending_datagrams)
+        if protocol == "sflow":
+            from necoma.collect.sflow import SflowDecoder
+
+            return SflowDecoder()
+    except ImportError as exc:
+        raise ListenError(f"the {protocol} decoder is not available in this build: {exc}") from None
+    raise ListenError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
+
+
+@dataclass
+class _WriteState:
+    """Owned by the writer thread; the loop only reads copies of its counters."""
+
+    rows_written: dict[str, int] = field(default_factory=dict)
+    retry: list[tuple[str, pa.Table]] = field(default_factory=list)
+    flushes: int = 0
+    write_errors: int = 0
+    last_flush_seconds: float = 0.0
+
+
+class Collector:
+    """Runs the listeners named in `listen` ({protocol: [addresses]}) until stopped."""
+
+    def __init__(self, settings: Settings, listen: dict[str, list[str]], *, stats_file: Path | None = None,
+                 metrics_port: int | None = None, duration: float | None = None) -> None:
+        self.settings = settings
+        self.cs = settings.collect
+        self.addresses = {p: [parse_address(a) for a in addrs] for p, addrs in listen.items() if addrs}
+        if not self.addresses:
+            raise ListenError("nothing to listen on: give --netflow, --sflow or --syslog, or [collect] in necoma.toml")
+        self.decoders: dict[str, Decoder] = {p: make_decoder(p, self.cs) for p in self.addresses}
+        self.stats_file = stats_file or self.cs.stats_file or settings.data_dir / "collect-stats.json"
+        self.metrics_port = metrics_port if metrics_port is not None else self.cs.metrics_port
+        self.duration = duration
+        lake = settings.lake
+        self.writer = LakeWriter(settings.lake_path, tag=f"collect-{os.getpid()}", batch_rows=lake.batch_rows,
+                                 compression=lake.compression, row_group_rows=lake.row_group_rows)
+        self.started = time.time()
+        self.listening: dict[str, list[str]] = {}
+        self.state = "starting"
+        self._w = _WriteState()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lake-writer")
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def run(self) -> dict[str, int]:
+        """Listen until SIGTERM/SIGINT or `duration`; return rows written per table."""
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        udp: list[UdpEndpoint] = []
+        tcp: list[TcpSyslogEndpoint] = []
+        metrics: MetricsServer | None = None
+        try:
+            for proto, addrs in self.addresses.items():
+                for addr in addrs:
+                    udp.append(UdpEndpoint(loop, open_udp_socket(addr), self.decoders[proto]))
+                    self.listening.setdefault(proto, []).append(f"udp {addr}")
+                    if proto == "syslog":
+                        dec = self.decoders[proto]
+                        assert isinstance(dec, SyslogDecoder)
+                        ep = TcpSyslogEndpoint(dec)
+                        await ep.start(addr)
+                        tcp.append(ep)
+                        self.listening[proto].append(f"tcp {addr}")
+            if self.metrics_port:
+                metrics = MetricsServer(self.status)
+                try:
+                    await metrics.start("127.0.0.1", self.metrics_port)
+                except OSError as exc:
+                    raise ListenError(f"cannot serve metrics on 127.0.0.1:{self.metrics_port}: "
+                                      f"{exc.strerror or exc}") from None
+                self.listening["metrics"] = [f"http 127.0.0.1:{self.metrics_port}/metrics"]
+        except BaseException:
+            for ep in udp:
+                loop.remove_reader(ep.sock.fileno())
+                ep.sock.close()
+            for t in tcp:
+                await t.close(grace=0)
+            self._pool.shutdown()
+            raise
+        if udp:
+            got = min(ep.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) for ep in udp)
+            if got < UDP_RCVBUF:  # Linux reports twice the usable size
+                log.warning("UDP receive buffers are %d bytes, not %d: bursts may be lost; "
+                            "raise sysctl net.core.rmem_max", got, UDP_RCVBUF)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_signal, sig, stop)
+        self.state = "running"
+        log.info("collecting: %s", "; ".join(f"{p}: {', '.join(a)}" for p, a in self.listening.items()))
+        flusher = asyncio.create_task(self._flush_loop(stop))
+        try:
+            if self.duration is not None:
+                await asyncio.wait_for(stop.wait(), self.duration)
+            else:
+                await stop.wait()
+        except TimeoutError:
+            pass
+        finally:
+            self.state = "stopping"
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+            flusher.cancel()
+            await asyncio.gather(flusher, return_exceptions=True)
+            for ep in udp:
+                ep.close()
+            for t in tcp:
+                await t.close()
+            self.state = "stopped"
+            await self.flush(final=True)
+            if metrics is not None:
+                metrics.close()
+            self._pool.shutdown(wait=True)
+        return dict(self._w.rows_written)
+
+    def _on_signal(self, sig: signal.Signals, stop: asyncio.Event) -> None:
+        log.info("%s: flushing and stopping", signal.Signals(sig).name)
+        stop.set()
+
+    async def _flush_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await asyncio.sleep(self.cs.flush_seconds)
+            await self.flush()
+
+    # ------------------------------------------------------------ flushing
+
+    async def flush(self, final: bool = False) -> None:
+        """Drain every decoder in the loop thread; write the batch in the writer thread."""
+        now = time.time()
+        batch: list[tuple[str, pa.Table]] = []
+        for proto, dec in self.decoders.items():
+            try:
+                # At exit, a time past every template wait: data still waiting for
+                # its template is counted as a template miss rather than vanishing.
+                tables = dec.drain(now + self.cs.template_wait_seconds + 1 if final else now)
+            except Exception:  # a decoder bug must not stop collection of the others
+                log.exception("%s decoder failed to drain", proto)
+                continue
+            batch.extend((name, t) for name, t in tables.items() if t.num_rows)
+        status = self.status()
+        loop = asyncio.get_running_loop()
+        # Shielded: a cancelled flush loop must not abandon a write half-way.
+        await asyncio.shield(loop.run_in_executor(self._pool, self._write, batch, status))
+
+    def _write(self, batch: list[tuple[str, pa.Table]], status: dict) -> None:
+        """Writer thread: Parquet files, then the status file that counts them."""
+        w = self._w
+        todo = w.retry + batch
+        w.retry = []
+        t0 = time.perf_counter()
+        for i, (name, table) in enumerate(todo):
+            try:
+                self.writer.write(name, table)
+                self.writer.flush(name)
+                w.rows_written[name] = w.rows_written.get(name, 0) + table.num_rows
+            except Exception:
+                w.write_errors += 1
+                log.exception("writing %d %s rows to the lake failed; retrying at the next flush",
+                              table.num_rows, name)
+                w.retry = todo[i:]
+                break
+        if len(w.retry) > MAX_RETRY_BATCHES:
+            lost = w.retry[:-MAX_RETRY_BATCHES]
+            log.error("lake unwritable: dropping %d rows", sum(t.num_rows for _, t in lost))
+            w.retry = w.retry[-MAX_RETRY_BATCHES:]
+        w.flushes += 1
+        w.last_flush_seconds = round(time.perf_counter() - t0, 6)
+        status.update(self._write_counters())
+        try:
+            write_status(self.stats_file, status)
+        except OSError as exc:
+            log.error("cannot write status file %s: %s", self.stats_file, exc)
+
+    # ------------------------------------------------------------ status
+
+    def _write_counters(self) -> dict:
+        w = self._w
+        return {"rows_written": dict(w.rows_written), "flushes": w.flushes, "write_errors": w.write_errors,
+                "last_flush_seconds": w.last_flush_seconds,
+                "pending_rows": sum(t.num_rows for _, t in list(w.retry))}
+
+    def status(self) -> dict:
+        """Snapshot of every counter, taken in the loop thread (decoders are not shared with the writer)."""
+        return {
+            "pid": os.getpid(), "state": self.state, "started": self.started, "updated": time.time(),
+            "lake": str(self.settings.lake_path), "listening": self.listening,
+            "protocols": {p: d.stats.as_dict() for p, d in self.decoders.items()},
+            **self._write_counters(),
+        }
+
+
+def listen_from(cs: CollectSettings, overrides: dict[str, list[str] | None]) -> dict[str, list[str]]:
+    """Addresses per protocol: command-line ones replace the config's for that protocol."""
+    return {p: list(overrides.get(p) or getattr(cs, p)) for p in PROTOCOLS}
+
+
+def run_collector(settings: Settings, listen: dict[str, list[str]], **kw) -> dict[str, int]:
+    return asyncio.run(Collector(settings, listen, **kw).run())
+
+
+__all__ = ["Collector", "ListenAddress", "ListenError", "listen_from", "make_decoder", "run_collector"]
