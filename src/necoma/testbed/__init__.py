@@ -1,0 +1,1 @@
+"""Test platform: labelled scenarios, replay, the network-namespace lab, evaluation."""
