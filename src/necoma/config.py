@@ -47,6 +47,16 @@ class EnrichSettings(_Section):
     public_suffix_list: Path = Field(Path("/usr/share/publicsuffix/public_suffix_list.dat"), description="Public suffix list (offline).")
 
 
+class ExchangeSettings(_Section):
+    database_url: str | None = Field(None, description="SQLAlchemy URL of the exchange store; default sqlite under <data_dir>/exchange.sqlite. PostgreSQL: postgresql+psycopg://user:pw@host/db.")
+    org_name: str = Field("necoma", description="Name of this organization (its STIX identity and default owner of objects).")
+    public_url: str = Field("http://127.0.0.1:8080", description="Base URL under which `necoma serve` is reached; used in links it emits.")
+    rate_per_second: float = Field(50.0, gt=0, description="Requests per second allowed per API key (token bucket refill rate).")
+    rate_burst: int = Field(200, ge=1, description="Requests an API key may make in a burst before being limited (bucket size).")
+    max_request_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Largest request body accepted; bigger ones get 413.")
+    page_limit: int = Field(1000, ge=1, description="Most objects returned in one TAXII page; a client's `limit` is capped to this.")
+
+
 class AnalyzeSettings(_Section):
     engine: str = Field("duckdb", pattern="^(duckdb|spark)$", description="Query engine for detectors: duckdb (embedded) or spark.")
     spark_master: str = Field("local[2]", description="Spark master URL: local[N], spark://HOST:7077, yarn, k8s://...")
@@ -63,10 +73,15 @@ class Settings(_Section):
     enrich: EnrichSettings = Field(default_factory=EnrichSettings)
     analyze: AnalyzeSettings = Field(default_factory=AnalyzeSettings)
     detectors: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Per-detector parameter overrides, [detectors.NAME] (see necoma analyze --list).")
+    exchange: ExchangeSettings = Field(default_factory=ExchangeSettings)
 
     @property
     def lake_path(self) -> Path:
         return self.lake.path or self.data_dir / "lake"
+
+    @property
+    def exchange_db_url(self) -> str:
+        return self.exchange.database_url or f"sqlite:///{(self.data_dir / 'exchange.sqlite').resolve()}"
 
     @property
     def state_db(self) -> Path:
