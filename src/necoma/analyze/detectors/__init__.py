@@ -1,0 +1,1 @@
+"""One module per detector; each defines one `necoma.analyze.detector.Detector` subclass."""
