@@ -210,8 +210,8 @@ def _sd_value(buf: bytes, i: int) -> tuple[str, int]:
 def _parse_3164(buf: bytes, pri: int, received: float) -> SyslogRecord:
     host: str | None = None
     m = _TS3164.match(buf)
-    if m is not None and m.group(1) in _MONTHS:
-        time_us = _time_3164(m, received)
+    time_us: int | None = None
+    if m is not None and m.group(1) in _MONTHS and (time_us := _time_3164(m, received)) is not None:
         content = buf[m.end():]
     else:
         iso = _TS5424.match(buf)  # rsyslog's RFC 3339 "BSD" forwarding format
@@ -248,7 +248,7 @@ def _time_3164(m: re.Match, received: float) -> int | None:
         years = [int(m.group(3))]
     else:
         ry = _year_of(received)
-        years = [ry - 1, ry, ry + 1]
+        years = list(range(ry - 8, ry + 2))  # far enough back to reach a leap year for Feb 29
     # The latest year that does not put the message more than a week after its
     # reception: a log line comes from the past, give or take a skewed clock.
     best: int | None = None
