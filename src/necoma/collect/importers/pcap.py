@@ -1,0 +1,52 @@
+"""`necoma import pcap`: pcap/pcapng captures into `packets`, `dns` and `flows`.
+
+The file is streamed in chunks (`CaptureReader`), each chunk's frames decoded at
+once (`decode_frames`) and written; flows are cut across chunks by
+`FlowAggregator` with exporter-like idle/active timeouts. The exporter column is
+the file name. A damaged file keeps everything before the damage; the returned
+notes say where reading stopped.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from necoma.collect.capture_file import CaptureReader, NotACapture
+from necoma.collect.flowagg import FlowAggregator
+from necoma.collect.packet import decode_frames
+from necoma.collect.rejects import Rejects
+from necoma.lake.writer import LakeWriter
+
+CHUNK_BYTES = 64 << 20
+
+
+def import_file(path: Path, writer: LakeWriter, rejects: Rejects, *, chunk_bytes: int = CHUNK_BYTES,
+                idle_timeout: float = 60.0, active_timeout: float = 300.0, **_options) -> list[str]:
+    from necoma.collect.importing import ImportFailed  # importing imports the registry; avoid a cycle
+
+    path = Path(path)
+    try:
+        reader = CaptureReader(path, chunk_bytes=chunk_bytes)
+    except NotACapture as exc:
+        raise ImportFailed(str(exc)) from None
+    except OSError as exc:
+        raise ImportFailed(f"{path}: cannot read: {exc}") from None
+    flows = FlowAggregator(path.name, idle_s=idle_timeout, active_s=active_timeout)
+    skipped: Counter = Counter()
+    with reader:
+        for b in reader.batches():
+            dec = decode_frames(b.buf, b.offsets, b.caplens, b.wirelens, b.times_us, b.linktypes,
+                                exporter=path.name, frame_base=b.first_frame)
+            rejects.merge(dec.rejects)
+            skipped.update(dec.skipped)
+            writer.write("packets", dec.packets)
+            writer.write("dns", dec.dns)
+            writer.write("flows", flows.add(dec.packets, dec.tos, dec.addr_keys))
+    writer.write("flows", flows.finish())
+    notes = [f"{reader.format}, {reader.frames} frames read"]
+    if skipped:
+        kinds = ", ".join(f"{n} × {k}" for k, n in skipped.most_common(5))
+        notes.append(f"{sum(skipped.values())} non-IP frames not stored ({kinds})")
+    if reader.stopped:
+        notes.append(f"stopped early: {reader.stopped}; everything before was imported")
+    return notes

@@ -1,0 +1,319 @@
+"""Vectorized decoding of captured frames into `packets` and `dns` rows.
+
+Shared by the pcap importer and the sFlow decoder (sampled raw packet headers).
+All frames of a batch are decoded at once with numpy fancy indexing at per-frame
+offsets: first the link layer gives each frame's IP offset, then IPv4/IPv6
+fields, L4 ports and flags, and finally DNS (see `dns_wire`) and NTP payloads.
+Nothing raises on bad input: a frame whose IP header is damaged becomes a counted
+rejection; a damaged upper layer leaves its columns null and is counted too.
+Non-IP frames (ARP, LLDP, ...) are not errors; they are counted in `skipped`.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from necoma.collect.dns_wire import parse_messages
+from necoma.collect.rejects import Rejects
+from necoma.collect.wire import ipv4_text, ipv6_text, scatter_strings, u8, u16, u32
+from necoma.schemas import DNS, PACKETS, TS
+
+ETH, NULL, LOOP, SLL, SLL2 = 1, 0, 108, 113, 276
+RAW = (101, 12, 14)  # raw IP, version from the first nibble
+RAW4, RAW6 = 228, 229
+IPV4, IPV6 = 0x0800, 0x86DD
+VLAN_TPIDS = (0x8100, 0x88A8, 0x9100)
+V6_EXT = (0, 43, 60, 51, 44)  # hop-by-hop, routing, dest options, AH, fragment
+TCP, UDP, ICMP, ICMP6 = 6, 17, 1, 58
+DNS_PORT, NTP_PORT = 53, 123
+
+
+@dataclass
+class DecodedFrames:
+    packets: pa.Table  # PACKETS schema, one row per frame with a valid IP header
+    dns: pa.Table  # DNS schema, one row per decodable DNS message
+    rejects: Rejects
+    skipped: Counter = field(default_factory=Counter)  # non-IP frames by kind (not errors)
+    tos: np.ndarray | None = None  # per packets row: IPv4 ToS / IPv6 traffic class (for flows)
+    addr_keys: np.ndarray | None = None  # per packets row: (src_hi, src_lo, dst_hi, dst_lo) uint64
+
+
+def _reject(rejects: Rejects, mask: np.ndarray, reason: str, frame_base: int) -> None:
+    idx = np.flatnonzero(mask)
+    if len(idx):
+        rejects.add(reason, f"frame {frame_base + int(idx[0]) + 1}", len(idx))
+
+
+def decode_frames(buf: np.ndarray, offsets: np.ndarray, caplens: np.ndarray, wirelens: np.ndarray,
+                  times_us: np.ndarray, linktypes: int | np.ndarray, *, exporter: str,
+                  sampling_rate: int | np.ndarray = 1, source: str = "pcap", frame_base: int = 0) -> DecodedFrames:
+    """Decode every frame `buf[offsets[i] : offsets[i] + caplens[i]]` (see module doc).
+
+    `frame_base` numbers frames in rejection messages ("first at frame N", 1-based).
+    """
+    rejects, skipped = Rejects(), Counter()
+    n = len(offsets)
+    off = np.asarray(offsets, np.int64)
+    end = off + np.asarray(caplens, np.int64)
+    lt = np.broadcast_to(np.asarray(linktypes, np.int64), (n,))
+    l3, etype, vlan = _link_layer(buf, off, end, lt, rejects, skipped, frame_base)
+
+    v4 = etype == IPV4
+    v6 = etype == IPV6
+    ver = u8(buf, l3) >> 4
+    _reject(rejects, v4 & (l3 + 20 > end), "ipv4: truncated header", frame_base)
+    _reject(rejects, v6 & (l3 + 40 > end), "ipv6: truncated header", frame_base)
+    v4 &= l3 + 20 <= end
+    v6 &= l3 + 40 <= end
+    ihl = (u8(buf, l3) & 0xF).astype(np.int64) * 4
+    bad = (v4 & ((ver != 4) | (ihl < 20) | (l3 + ihl > end))) | (v6 & (ver != 6))
+    _reject(rejects, bad, "ip: bad version or header length", frame_base)
+    v4 &= ~bad
+    v6 &= ~bad
+    rows = np.flatnonzero(v4 | v6)
+    f = _ip_fields(buf, l3[rows], end[rows], np.asarray(wirelens, np.int64)[rows] - (l3 - off)[rows],
+                   ihl[rows], v4[rows], rejects, frame_base, rows)
+    _transport(buf, f, rejects, frame_base, rows)
+    dns_rows = _dns(buf, f, rejects, frame_base, rows)
+    _ntp(buf, f, rejects, frame_base, rows)
+
+    m = len(rows)
+    times = pa.array(np.asarray(times_us, np.int64)[rows], TS)
+    rate = np.broadcast_to(np.asarray(sampling_rate, np.int64), (n,))[rows]
+    src_ip, dst_ip = _addresses(buf, f, m)
+
+    def col(values, typ, valid=None):
+        return pa.array(values, typ, mask=None if valid is None else ~valid)
+
+    packets = pa.Table.from_arrays([
+        times, _const(exporter, m),
+        col(rate, pa.uint32()), src_ip, dst_ip,
+        col(f["sport"], pa.uint16(), f["has_ports"]), col(f["dport"], pa.uint16(), f["has_ports"]),
+        col(f["proto"], pa.uint8()), col(np.where(f["is4"], 4, 6), pa.uint8()),
+        col(np.minimum(f["ip_length"], 0xFFFF), pa.uint16()), col(f["ttl"], pa.uint8()),
+        col(f["ip_id"], pa.uint32(), f["is4"] | f["frag_hdr"]), col(f["frag_off"], pa.uint16()), col(f["mf"], pa.bool_()),
+        col(f["tcp_flags"], pa.uint8(), f["has_flags"]), col(vlan[rows], pa.uint16(), vlan[rows] >= 0),
+        col(f["dns_id"], pa.uint16(), f["dns_hdr"]), f["dns_qname"], col(f["dns_qtype"], pa.uint16(), f["dns_q"]),
+        col(f["dns_rcode"], pa.uint8(), f["dns_hdr"] & f["dns_qr"]), col(f["dns_qr"], pa.bool_(), f["dns_hdr"]),
+        col(f["ntp_mode"], pa.uint8(), f["ntp"]), col(f["ntp_req"], pa.uint8(), f["ntp7"]),
+        _const(source, m),
+    ], schema=PACKETS)
+    dns = _dns_table(dns_rows, packets, source) if dns_rows is not None else DNS.empty_table()
+    return DecodedFrames(packets, dns, rejects, skipped, f["tos"], f["keys"])
+
+
+def _link_layer(buf, off, end, lt, rejects, skipped, frame_base):
+    """IP header offset, ethertype (0 = undecodable) and outer VLAN id (-1 = none) per frame."""
+    n = len(off)
+    l3 = np.zeros(n, np.int64)
+    etype = np.zeros(n, np.int64)
+    vlan = np.full(n, -1, np.int64)
+    eth = lt == ETH
+    l3[eth] = off[eth] + 14
+    etype[eth] = u16(buf, off[eth] + 12)
+    tagged = eth & np.isin(etype, VLAN_TPIDS)
+    vlan[tagged] = u16(buf, l3[tagged]) & 0x0FFF  # outer tag (the S-tag for QinQ)
+    for _ in range(4):  # 802.1Q, QinQ and deeper stacks
+        if not tagged.any():
+            break
+        etype[tagged] = u16(buf, l3[tagged] + 2)
+        l3[tagged] += 4
+        tagged &= np.isin(etype, VLAN_TPIDS)
+    for code, hdr, at in ((SLL, 16, 14), (SLL2, 20, 0)):
+        m = lt == code
+        l3[m] = off[m] + hdr
+        etype[m] = u16(buf, off[m] + at)
+    nibble = np.isin(lt, RAW)
+    l3[nibble] = off[nibble]
+    loop = (lt == NULL) | (lt == LOOP)  # 4-byte address family, host byte order: use the IP version
+    l3[loop] = off[loop] + 4
+    nibble |= loop
+    ver = u8(buf, l3[nibble]) >> 4
+    etype[nibble] = np.select([ver == 4, ver == 6], [IPV4, IPV6], 0)
+    for code, et in ((RAW4, IPV4), (RAW6, IPV6)):
+        l3[lt == code] = off[lt == code]
+        etype[lt == code] = et
+    known = eth | nibble | np.isin(lt, (SLL, SLL2, RAW4, RAW6))
+    for code in np.unique(lt[~known]):
+        _reject(rejects, lt == code, f"unsupported link type {int(code)}", frame_base)
+    short = known & (l3 > end)
+    _reject(rejects, short, "link: truncated header", frame_base)
+    _reject(rejects, nibble & ~short & (etype == 0), "raw/loopback frame is neither IPv4 nor IPv6", frame_base)
+    other = known & ~short & ~nibble & (etype != IPV4) & (etype != IPV6)
+    if other.any():
+        kinds, counts = np.unique(np.where(etype[other] <= 1500, -1, etype[other]), return_counts=True)
+        for kind, cnt in zip(kinds, counts):
+            skipped["802.3/LLC" if kind < 0 else f"ethertype 0x{int(kind):04x}"] += int(cnt)
+    etype[~known | short] = 0
+    return l3, etype, vlan
+
+
+def _ip_fields(buf, l3, end, wire_ip_len, ihl, is4, rejects, frame_base, rows) -> dict:
+    """IPv4/IPv6 header fields, with IPv6 extension headers walked to the upper layer."""
+    m = len(l3)
+    is6 = ~is4
+    f: dict = {"is4": is4, "l3": l3, "end": end}
+    tot = u16(buf, l3 + 2).astype(np.int64)
+    plen = u16(buf, l3 + 4).astype(np.int64)
+    # zero lengths come from TSO/jumbo captures: fall back to the length on the wire
+    ip_len = np.where(is4, np.where(tot > 0, tot, wire_ip_len), np.where(plen > 0, plen + 40, wire_ip_len))
+    f["ip_length"] = ip_len
+    f["pay_end"] = np.minimum(end, l3 + ip_len)  # drops Ethernet padding
+    f["ttl"] = np.where(is4, u8(buf, l3 + 8), u8(buf, l3 + 7))
+    f["tos"] = np.where(is4, u8(buf, l3 + 1), (u16(buf, l3) >> 4) & 0xFF).astype(np.uint8)
+    ff = u16(buf, l3 + 6)
+    f["frag_off"] = np.where(is4, (ff & 0x1FFF).astype(np.int64) * 8, 0)
+    f["mf"] = is4 & ((ff & 0x2000) != 0)
+    f["ip_id"] = np.where(is4, u16(buf, l3 + 4), 0).astype(np.int64)
+    f["frag_hdr"] = np.zeros(m, bool)
+    proto = np.where(is4, u8(buf, l3 + 9), u8(buf, l3 + 6)).astype(np.int64)
+    l4 = np.where(is4, l3 + ihl, l3 + 40)
+    ext_ok = np.ones(m, bool)
+    walk = is6 & np.isin(proto, V6_EXT)
+    for _ in range(8):
+        if not walk.any():
+            break
+        w = np.flatnonzero(walk)
+        p = l4[w]
+        short = p + 8 > end[w]
+        ext_ok[w[short]] = False
+        w, p = w[~short], p[~short]
+        nh = proto[w]
+        frag = nh == 44
+        wf, pf = w[frag], p[frag]
+        fo = u16(buf, pf + 2)
+        f["frag_off"][wf] = fo & 0xFFF8
+        f["mf"][wf] = (fo & 1) != 0
+        f["ip_id"][wf] = u32(buf, pf + 4)
+        f["frag_hdr"][wf] = True
+        hlen = np.where(frag, 8, np.where(nh == 51, (u8(buf, p + 1).astype(np.int64) + 2) * 4,
+                                          (u8(buf, p + 1).astype(np.int64) + 1) * 8))
+        proto[w] = u8(buf, p)
+        l4[w] = p + hlen
+        walk[:] = False
+        walk[w] = np.isin(proto[w], V6_EXT)
+    ext_ok &= ~walk
+    _reject(rejects, ~ext_ok, "ipv6: truncated or too many extension headers", frame_base)
+    f["proto"], f["l4"] = proto, l4
+    f["first_frag"] = (f["frag_off"] == 0) & ext_ok
+    f["fragment"] = f["mf"] | (f["frag_off"] > 0)
+    # numeric address keys for flow aggregation: IPv4 as ::ffff:a.b.c.d
+    keys = np.zeros((m, 4), np.uint64)
+    for col, at4, at6 in ((0, 12, 8), (2, 16, 24)):
+        keys[is4, col + 1] = (0xFFFF << 32) | u32(buf, l3[is4] + at4).astype(np.uint64)
+        for half in (0, 1):
+            hi = u32(buf, l3[is6] + at6 + 8 * half).astype(np.uint64)
+            lo = u32(buf, l3[is6] + at6 + 8 * half + 4).astype(np.uint64)
+            keys[is6, col + half] = (hi << np.uint64(32)) | lo
+    f["keys"] = keys
+    return f
+
+
+def _transport(buf, f, rejects, frame_base, rows) -> None:
+    """Ports and TCP flags; ICMP type/code go in dst_port as type*256+code, as NetFlow does."""
+    m = len(f["l4"])
+    l4, end, proto = f["l4"], f["end"], f["proto"]
+    first = f["first_frag"]
+    tcp, udp = first & (proto == TCP), first & (proto == UDP)
+    icmp = first & ((proto == ICMP) | (proto == ICMP6))
+    for mask, need, name in ((tcp, 14, "tcp"), (udp, 8, "udp"), (icmp, 2, "icmp")):
+        short = mask & (l4 + need > end)
+        _reject(rejects, short, f"{name}: truncated header", frame_base)
+        mask &= ~short
+    f["sport"] = np.where(tcp | udp, u16(buf, l4), 0)
+    f["dport"] = np.where(tcp | udp, u16(buf, l4 + 2), np.where(icmp, u16(buf, l4), 0))
+    f["has_ports"] = tcp | udp | icmp
+    f["tcp_flags"] = np.where(tcp, u8(buf, l4 + 13), 0)
+    f["has_flags"] = tcp
+    doff = (u8(buf, l4 + 12) >> 4).astype(np.int64) * 4
+    f["payload"] = np.where(tcp, l4 + doff, l4 + 8)
+    f["tcp_payload_ok"] = tcp & (doff >= 20) & (l4 + doff <= end)
+    f["udp"], f["tcp"] = udp, tcp
+    f["payload_len"] = np.where(f["tcp_payload_ok"] | udp, f["pay_end"] - f["payload"], 0)
+
+
+def _dns(buf, f, rejects, frame_base, rows):
+    """DNS over UDP, and over TCP per segment: a segment must start with the 2-byte
+    length prefix. Messages spanning several segments, and second messages in one
+    segment, are not reassembled (their first segment is decoded as far as it goes)."""
+    m = len(f["l4"])
+    on53 = (f["sport"] == DNS_PORT) | (f["dport"] == DNS_PORT)
+    plen = f["payload_len"]
+    udp = f["udp"] & on53 & (plen > 0)
+    tcp = f["tcp"] & on53 & (plen >= 2)
+    msg = np.where(tcp, f["payload"] + 2, f["payload"])
+    mend = np.where(tcp, np.minimum(f["pay_end"], msg + u16(buf, f["payload"])), f["pay_end"])
+    cand = np.flatnonzero(udp | tcp)
+    for key, typ in (("dns_id", np.int64), ("dns_qtype", np.int64), ("dns_rcode", np.int64)):
+        f[key] = np.zeros(m, typ)
+    for key in ("dns_hdr", "dns_q", "dns_qr"):
+        f[key] = np.zeros(m, bool)
+    f["dns_qname"] = pa.nulls(m, pa.string())
+    if len(cand) == 0:
+        return None
+    res = parse_messages(buf, msg[cand], mend[cand])
+    for reason, idx in res.problems.items():
+        first = frame_base + int(rows[cand[idx[0]]]) + 1
+        rejects.add(reason, f"frame {first}", len(idx))
+    f["dns_hdr"][cand] = res.header_ok
+    f["dns_q"][cand] = res.question_ok & (res.qdcount > 0)
+    f["dns_id"][cand] = res.id
+    f["dns_qr"][cand] = res.is_response
+    f["dns_rcode"][cand] = res.rcode
+    f["dns_qtype"][cand] = res.qtype
+    f["dns_qname"] = scatter_strings([(cand, res.qname)], m)
+    ok = np.flatnonzero(res.question_ok)
+    return {"row": cand[ok], "tcp": tcp[cand[ok]], "size": (mend - msg)[cand[ok]],
+            "qclass": res.qclass[ok], "ancount": res.ancount[ok], "edns": res.edns_size[ok],
+            "answers": res.answers.take(pa.array(ok))}
+
+
+def _ntp(buf, f, rejects, frame_base, rows) -> None:
+    """NTP mode; for mode 7 (private, e.g. monlist) also the request code."""
+    ntp = f["udp"] & ((f["sport"] == NTP_PORT) | (f["dport"] == NTP_PORT)) & (f["payload_len"] > 0)
+    mode = u8(buf, f["payload"]) & 7
+    f["ntp"] = ntp
+    f["ntp_mode"] = np.where(ntp, mode, 0)
+    short7 = ntp & (mode == 7) & (f["payload_len"] < 4)
+    _reject(rejects, short7, "ntp: truncated mode-7 header", frame_base)
+    f["ntp7"] = ntp & (mode == 7) & ~short7
+    f["ntp_req"] = np.where(f["ntp7"], u8(buf, f["payload"] + 3), 0)
+
+
+def _addresses(buf, f, m):
+    is4, l3 = f["is4"], f["l3"]
+    i4, i6 = np.flatnonzero(is4), np.flatnonzero(~is4)
+    out = []
+    for at4, at6 in ((12, 8), (16, 24)):
+        v4 = ipv4_text(u32(buf, l3[i4] + at4))
+        v6 = ipv6_text(buf[(l3[i6] + at6)[:, None] + np.arange(16)]) if len(i6) else pa.array([], pa.string())
+        out.append(scatter_strings([(i4, v4), (i6, v6)], m) if len(i6) else v4)
+    return out
+
+
+def _const(value: str, n: int) -> pa.Array:
+    return pa.repeat(pa.scalar(value, pa.string()), n)
+
+
+def _dns_table(d: dict, packets: pa.Table, source: str) -> pa.Table:
+    """One `dns` row per message whose header and question decoded; client = the asker."""
+    p = packets.take(pa.array(d["row"]))
+    resp = p.column("dns_is_response").to_numpy(zero_copy_only=False)
+    is_resp = pa.array(resp)
+    n = len(d["row"])
+    return pa.Table.from_arrays([
+        p.column("time"),
+        pc.if_else(is_resp, p.column("dst_ip"), p.column("src_ip")),
+        pc.if_else(is_resp, p.column("src_ip"), p.column("dst_ip")),
+        pc.if_else(is_resp, p.column("dst_port"), p.column("src_port")),
+        pa.array(["udp", "tcp"]).take(pa.array(d["tcp"].astype(np.int8))),
+        p.column("dns_id"), p.column("dns_qname"), p.column("dns_qtype"),
+        pa.array(d["qclass"], pa.uint16()), p.column("dns_is_response"),
+        p.column("dns_rcode"), pa.array(d["ancount"], pa.uint16()), d["answers"],
+        pa.array(d["size"], pa.uint32(), mask=~resp), pa.array(d["edns"], pa.uint16(), mask=d["edns"] == 0),
+        _const(source, n),
+    ], schema=DNS)
