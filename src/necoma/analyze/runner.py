@@ -100,24 +100,24 @@ def load_alerts(
     """Alerts stored in the lake, newest window first."""
     from necoma.lake.catalog import connect
 
-    con = connect(lake)
-    where, args = [], []
+    from necoma.lake.engines.base import bind, rows_from_arrow
+
+    where, params = [], {}
     if since:
-        where.append("window_end > ?")
-        args.append(since)
+        where.append("window_end > :since")
+        params["since"] = since
     if until:
-        where.append("window_start < ?")
-        args.append(until)
+        where.append("window_start < :until")
+        params["until"] = until
     if detector:
-        where.append("detector = ?")
-        args.append(detector)
+        where.append("detector = :detector")
+        params["detector"] = detector
     if alert_id:
-        where.append("id LIKE ?")
-        args.append(alert_id + "%")
+        where.append("starts_with(id, :alert_id)")
+        params["alert_id"] = alert_id
     sql = "SELECT * FROM alerts" + (" WHERE " + " AND ".join(where) if where else "")
     sql += " ORDER BY window_start DESC, detector, id"
-    table = con.execute(sql, args).fetch_arrow_table()
+    con = connect(lake)
+    table = con.sql(bind(sql, params).sql("duckdb")).to_arrow_table()
     con.close()
-    from necoma.lake.engines.base import rows_from_arrow
-
     return [Alert.from_row(r) for r in rows_from_arrow(table)]

@@ -50,7 +50,7 @@ class DuckDBEngine(Engine):
         return tree.sql(DIALECT)
 
     def _execute(self, sql: str) -> pa.Table:
-        return self.con.execute(sql).fetch_arrow_table()
+        return self.con.sql(sql).to_arrow_table()
 
     def close(self) -> None:
         self.con.close()
