@@ -6,6 +6,7 @@ PKGS=(
   softflowd nfdump nfdump-sflow pmacct tcpreplay   # real flow exporters and a reference collector
   unbound dnsutils hping3 nmap iproute2            # the network-namespace lab
   publicsuffix            # offline public suffix list
+  postgresql              # the exchange store's second engine (tests start a throwaway cluster)
 )
 missing=()
 for p in "${PKGS[@]}"; do
@@ -21,7 +22,7 @@ echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
 # The packaged daemons are not wanted as system services; tests start their own.
-for svc in unbound softflowd nfdump pmacct; do
+for svc in unbound softflowd nfdump pmacct postgresql; do
   systemctl disable --now "$svc" >/dev/null 2>&1 || true
   service "$svc" stop >/dev/null 2>&1 || true
 done

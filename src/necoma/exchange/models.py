@@ -1,0 +1,137 @@
+"""The exchange store's tables (SQLAlchemy 2 ORM), portable between SQLite and PostgreSQL.
+
+Timestamps that TAXII filters or sorts on (`date_added`, object versions) are
+kept as integer microseconds since the epoch: exact, comparable on every
+engine, and cheap to index. STIX timestamps finer than a microsecond are
+truncated (the JSON body keeps the original text).
+"""
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL wants BIGINT for a large table.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+ROLES = ("reader", "analyst", "admin")  # ordered: each role can do what the ones before it can
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Organization(Base):
+    __tablename__ = "organizations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    # The STIX identity that represents this organization (identity--uuid5 of the name).
+    identity_id: Mapped[str] = mapped_column(String(100), unique=True)
+    created_us: Mapped[int] = mapped_column(BigInteger)
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("org_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    created_us: Mapped[int] = mapped_column(BigInteger)
+    org: Mapped[Organization] = relationship()
+
+
+class ApiKey(Base):
+    """An API key: only its SHA-256 is stored; `key_id` (public, part of the token) finds the row."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(32), unique=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=True)
+    role: Mapped[str] = mapped_column(String(16))
+    label: Mapped[str] = mapped_column(String(200), default="")
+    created_us: Mapped[int] = mapped_column(BigInteger)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    org: Mapped[Organization] = relationship()
+    user: Mapped[User | None] = relationship()
+
+
+class SharingGroup(Base):
+    __tablename__ = "sharing_groups"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_us: Mapped[int] = mapped_column(BigInteger)
+
+
+class GroupMember(Base):
+    __tablename__ = "group_members"
+    group_id: Mapped[int] = mapped_column(ForeignKey("sharing_groups.id", ondelete="CASCADE"), primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True)
+
+
+class Collection(Base):
+    """A TAXII collection: the public one (group_id NULL, TLP:CLEAR only) or one per sharing group."""
+
+    __tablename__ = "collections"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # a UUID, as TAXII wants
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    group_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sharing_groups.id", ondelete="CASCADE"), unique=True, nullable=True
+    )
+    is_public: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class StixObject(Base):
+    """One version of one STIX object in one collection."""
+
+    __tablename__ = "stix_objects"
+    __table_args__ = (
+        UniqueConstraint("collection_id", "stix_id", "version_us", name="uq_object_version"),
+        # Pages in date_added order, with added_after, are range scans on this index.
+        Index("ix_objects_added", "collection_id", "date_added_us", "seq"),
+        Index("ix_objects_type_added", "collection_id", "stix_type", "date_added_us"),
+    )
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    collection_id: Mapped[str] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
+    stix_id: Mapped[str] = mapped_column(String(100))
+    stix_type: Mapped[str] = mapped_column(String(64))
+    spec_version: Mapped[str] = mapped_column(String(8))
+    version_us: Mapped[int] = mapped_column(BigInteger)  # `modified`, else `created`, else date_added
+    date_added_us: Mapped[int] = mapped_column(BigInteger)
+    tlp: Mapped[str] = mapped_column(String(16))  # clear, green, amber, amber+strict, red
+    owner_org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+    body: Mapped[str] = mapped_column(Text)  # the object's JSON as received (validated)
+
+
+class Recipient(Base):
+    """An organization named as recipient of a TLP:RED object (all its versions in that collection)."""
+
+    __tablename__ = "recipients"
+    collection_id: Mapped[str] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True)
+    stix_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True)
+
+
+class Status(Base):
+    """The TAXII status resource of one POSTed envelope."""
+
+    __tablename__ = "statuses"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+    collection_id: Mapped[str] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
+    request_us: Mapped[int] = mapped_column(BigInteger)
+    total: Mapped[int] = mapped_column(Integer)
+    success_count: Mapped[int] = mapped_column(Integer)
+    failure_count: Mapped[int] = mapped_column(Integer)
+    details: Mapped[str] = mapped_column(Text)  # JSON: {"successes": [...], "failures": [...]}

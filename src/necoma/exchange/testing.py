@@ -1,0 +1,128 @@
+"""Real servers for tests and benchmarks: uvicorn on a free loopback port, a throwaway PostgreSQL.
+
+PostgreSQL refuses to run as root, and CI runs as root: the cluster then
+belongs to the `postgres` system user (Debian's package creates it) or, failing
+that, `nobody`, and its commands run through `runuser`. The cluster lives in
+a fresh directory under /tmp (pytest's tmp dirs are private to root), trusts
+local connections, listens on 127.0.0.1 only and is deleted on stop.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import uvicorn
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerThread:
+    """A uvicorn server for `app` in a background thread, on 127.0.0.1 and a free port."""
+
+    def __init__(self, app, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> "ServerThread":
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def pg_bindir() -> Path | None:
+    """Where initdb/pg_ctl live: PATH first, then Debian's versioned directories (newest)."""
+    found = shutil.which("initdb")
+    if found and shutil.which("pg_ctl"):
+        return Path(os.path.realpath(found)).parent
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
+    return Path(candidates[-1]).parent if candidates else None
+
+
+def pg_unavailable_reason() -> str | None:
+    if pg_bindir() is None:
+        return "PostgreSQL binaries (initdb, pg_ctl) not found; scripts/install-system-deps.sh installs them"
+    if os.geteuid() == 0 and shutil.which("runuser") is None:
+        return "running as root without runuser: cannot start PostgreSQL as an unprivileged user"
+    return None
+
+
+class PostgresCluster:
+    """initdb + pg_ctl start on 127.0.0.1:<free port>; `new_database()` gives each test a clean database."""
+
+    def __init__(self) -> None:
+        reason = pg_unavailable_reason()
+        if reason:
+            raise RuntimeError(reason)
+        self.bindir = pg_bindir()
+        self.port = free_port()
+        self.root = Path(tempfile.mkdtemp(prefix="necoma-pg-"))
+        self.data = self.root / "data"
+        self.user = None
+        if os.geteuid() == 0:
+            self.user = "postgres" if _user_exists("postgres") else "nobody"
+            pw = pwd.getpwnam(self.user)
+            os.chown(self.root, pw.pw_uid, pw.pw_gid)
+
+    def _run(self, *args: str) -> None:
+        cmd = [str(self.bindir / args[0]), *args[1:]]
+        if self.user:
+            cmd = ["runuser", "-u", self.user, "--", *cmd]
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=self.root, timeout=120)
+        if proc.returncode != 0:
+            log = (self.root / "log").read_text() if (self.root / "log").exists() else ""
+            raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr or proc.stdout}\n{log}")
+
+    def start(self) -> "PostgresCluster":
+        self._run("initdb", "-D", str(self.data), "-U", "necoma", "--auth=trust", "-E", "UTF8", "--no-sync")
+        opts = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run("pg_ctl", "-D", str(self.data), "-o", opts, "-l", str(self.root / "log"), "-w", "start")
+        return self
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql+psycopg://necoma@127.0.0.1:{self.port}/{database}"
+
+    def new_database(self) -> str:
+        import psycopg
+
+        name = "t_" + uuid.uuid4().hex[:12]
+        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=necoma dbname=postgres", autocommit=True) as c:
+            c.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def stop(self) -> None:
+        try:
+            self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _user_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+        return True
+    except KeyError:
+        return False
