@@ -7,6 +7,7 @@ from typing import Optional
 import typer
 
 from necoma.cli import collect_cmd, config_cmd, import_cmd, query_cmd, run_cmd
+from necoma.cli import admin_cmd, serve_cmd
 
 app = typer.Typer(
     name="necoma",
@@ -32,6 +33,8 @@ app.add_typer(config_cmd.app, name="config")
 app.add_typer(import_cmd.app, name="import")
 app.command("query")(query_cmd.query)
 app.command("run")(run_cmd.run)
+app.add_typer(admin_cmd.app, name="admin")
+app.command("serve")(serve_cmd.serve)
 app.command("collect")(collect_cmd.collect)
 
 
