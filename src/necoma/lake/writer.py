@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 import uuid
+from datetime import datetime, timezone
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from necoma.schemas import TABLES, schema_of
@@ -102,9 +103,12 @@ class LakeWriter:
         if times.null_count:
             raise ValueError(f"{table}: {times.null_count} rows without {time_col}")
         fmt = "dt=%Y%m%d/hr=%H" if hourly else "dt=%Y%m%d"
-        keys = pc.strftime(times, format=fmt, locale="C")
-        for key in pc.unique(keys).to_pylist():
-            part = data.filter(pc.equal(keys, key)) if len(keys) else data
+        # integer buckets, not pc.strftime per row (that took ~1 s per million rows)
+        width = 3_600_000_000 if hourly else 86_400_000_000
+        buckets = np.floor_divide(times.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_numpy(), width)
+        for b in np.unique(buckets):
+            key = datetime.fromtimestamp(int(b) * width / 1e6, timezone.utc).strftime(fmt)
+            part = data.filter(pa.array(buckets == b)) if len(buckets) else data
             self._write_file(self.root / table / key, part)
         self.rows_written[table] = self.rows_written.get(table, 0) + data.num_rows
 
