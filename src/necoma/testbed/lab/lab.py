@@ -20,7 +20,7 @@ from necoma.testbed.lab.state import LabState
 from necoma.testbed.lab.topology import AMP_NAME, ROLES, Plan, default_plan
 
 #: Executables `up` needs; `run` needs the attack tools as well.
-UP_TOOLS = ["ip", "unbound", "unbound-checkconf", "softflowd", "tcpdump", "nfcapd", "dig", "sysctl"]
+UP_TOOLS = ["ip", "unbound", "unbound-checkconf", "pmacctd", "tcpdump", "nfcapd", "dig", "sysctl"]
 
 
 @dataclass
@@ -179,8 +179,8 @@ def down(settings: Settings) -> list[str]:
     for name, proc in st.procs.items():
         if name not in sensor_procs:
             procs.stop(proc, signal.SIGTERM)
-        if procs.alive(proc):
-            problems.append(f"process {name} (pid {proc.pid}) still running")
+        if procs.alive(proc) or procs.group(proc):
+            problems.append(f"process {name} (pid {proc.pid}) or its helpers still running")
         else:
             done.append(f"process {name} (pid {proc.pid})")
     for ns, ifname in st.links:

