@@ -1,0 +1,221 @@
+"""Bulk decoding of data records into `flows` rows, and the per-template batches feeding it.
+
+`feed` only parses headers, sets and templates and appends each data set's raw
+bytes to a batch keyed by template; `Batches.flush` joins a batch's bytes and
+decodes every record in one `np.frombuffer` call. Per-datagram values (export
+time, sysUptime, sampling rate) travel beside the bytes and are repeated per
+record with `np.repeat`. Addresses become text through `np.unique`: flows
+repeat a few addresses many times, so only distinct values are formatted in
+Python.
+"""
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from necoma.collect.netflow import fields as F
+from necoma.collect.netflow.templates import Slot, Template, uint_values
+from necoma.schemas import FLOWS
+
+BATCH_RECORDS = 65_536  # decode a batch once it holds this many records (bounds raw-byte memory)
+UPTIME_UNKNOWN = -(1 << 62)  # Meta.uptime_ms when the base of relative times is unknown
+_MASK32 = np.int64(0xFFFFFFFF)
+_HALF32 = np.int64(0x80000000)
+
+
+@dataclass
+class OptionState:
+    """What options records said about one (exporter, domain)."""
+
+    init_ms: int | None = None  # systemInitTimeMilliseconds (IPFIX base of IE 21/22)
+    rate: int = 0  # exporter/domain-wide sampling rate; 0 = none announced
+    rate_is_system: bool = False  # `rate` came from a system-scoped record (not a per-interface fallback)
+    rate_by_if: dict[int, int] = field(default_factory=dict)
+    rate_by_sampler: dict[int, int] = field(default_factory=dict)
+    if_names: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass
+class Meta:
+    """Per-datagram values that records are interpreted with."""
+
+    export_ms: int
+    uptime_ms: int  # sysUptime of the header (v5, v9) or export - systemInit (IPFIX; may be < 0)
+    rate: int  # sampling rate in force when the datagram arrived (0 = unknown -> 1)
+
+
+class _Batch:
+    __slots__ = ("tpl", "exporter", "domain", "source", "options", "parts", "counts", "metas", "records")
+
+    def __init__(self, tpl: Template, exporter: str, domain: int, source: str, options: OptionState | None) -> None:
+        self.tpl, self.exporter, self.domain, self.source, self.options = tpl, exporter, domain, source, options
+        self.parts: list[bytes] = []
+        self.counts: list[int] = []
+        self.metas: list[Meta] = []
+        self.records = 0
+
+
+class Batches:
+    """Raw data records waiting for bulk decoding, and the tables decoded so far."""
+
+    def __init__(self) -> None:
+        self._open: dict[tuple[int, str, int, str], _Batch] = {}
+        self.tables: list[pa.Table] = []
+
+    def add(self, tpl: Template, exporter: str, domain: int, source: str, options: OptionState | None,
+            records: bytes, count: int, meta: Meta) -> None:
+        """`records`: `count` records in `tpl.dtype` layout (fixed, or repacked variable)."""
+        if count <= 0:
+            return
+        key = (id(tpl), exporter, domain, source)
+        b = self._open.get(key)
+        if b is None:
+            b = self._open[key] = _Batch(tpl, exporter, domain, source, options)
+        b.parts.append(records)
+        b.counts.append(count)
+        b.metas.append(meta)
+        b.records += count
+        if b.records >= BATCH_RECORDS:
+            del self._open[key]
+            self.tables.append(decode_batch(b))
+
+    def flush(self) -> list[pa.Table]:
+        for b in self._open.values():
+            self.tables.append(decode_batch(b))
+        self._open.clear()
+        out, self.tables = self.tables, []
+        return out
+
+
+def decode_batch(b: _Batch) -> pa.Table:
+    tpl = b.tpl
+    n = b.records
+    arr = np.frombuffer(b"".join(b.parts), dtype=tpl.dtype, count=n)
+    counts = np.asarray(b.counts, dtype=np.int64)
+    export_ms = np.repeat(np.fromiter((m.export_ms for m in b.metas), np.int64, len(b.metas)), counts)
+    uptime = np.repeat(np.fromiter((m.uptime_ms for m in b.metas), np.int64, len(b.metas)), counts)
+    rate = np.repeat(np.fromiter((m.rate for m in b.metas), np.int64, len(b.metas)), counts)
+    s = tpl.slots
+
+    def uint(col: str) -> np.ndarray | None:
+        return uint_values(arr, s[col]) if col in s else None
+
+    start = _times(arr, s.get("start"), export_ms, uptime)
+    end = _times(arr, s.get("end"), export_ms, uptime)
+    if start is None:
+        start = end if end is not None else export_ms * 1000
+    if end is None:
+        end = start
+
+    packets = uint("packets")
+    dst_port = uint("dst_port")
+    protocol = uint("protocol")
+    icmp = uint("icmp")
+    if icmp is not None:
+        if dst_port is None:
+            dst_port = icmp
+        elif protocol is not None:
+            use = ((protocol == 1) | (protocol == 58)) & (dst_port == 0)
+            dst_port = np.where(use, icmp, dst_port)
+
+    fragments = None
+    off, flags = uint("frag_offset"), uint("frag_flags")
+    if off is not None or flags is not None:
+        is_frag = np.zeros(n, bool)
+        if off is not None:
+            is_frag |= (off & np.uint64(0x1FFF)) > 0
+        if flags is not None:
+            is_frag |= (flags & np.uint64(F.MORE_FRAGMENTS_BIT)) > 0
+        fragments = np.where(is_frag, packets if packets is not None else np.uint64(1), np.uint64(0))
+
+    rate = _sampling(arr, s, rate, b.options, uint("input_if"))
+
+    columns = {
+        "start_time": pa.array(start, pa.int64()).cast(FLOWS.field("start_time").type),
+        "end_time": pa.array(end, pa.int64()).cast(FLOWS.field("end_time").type),
+        "exporter": pa.array(np.full(n, b.exporter, dtype=object), pa.string()),
+        "observation_domain": pa.array(np.full(n, b.domain & 0xFFFFFFFF, np.uint32)),
+        "src_ip": _addresses(arr, s.get("src_ip"), n),
+        "dst_ip": _addresses(arr, s.get("dst_ip"), n),
+        "dst_port": dst_port,
+        "packets": packets,
+        "protocol": protocol,
+        "sampling_rate": rate,
+        "fragments": fragments,
+        "source": pa.array(np.full(n, b.source, dtype=object), pa.string()),
+    }
+    arrays = []
+    for f in FLOWS:
+        v = columns[f.name] if f.name in columns else uint(f.name)
+        if v is None:
+            arrays.append(pa.nulls(n, f.type))
+        elif isinstance(v, np.ndarray):
+            # Wider-than-column values (e.g. 4-byte tcpControlBits) keep their low bits, as the column can hold.
+            arrays.append(pa.array(v.astype(f.type.to_pandas_dtype(), copy=False), f.type))
+        else:
+            arrays.append(v)
+    return pa.Table.from_arrays(arrays, schema=FLOWS)
+
+
+def _times(arr: np.ndarray, slot: Slot | None, export_ms: np.ndarray, uptime: np.ndarray) -> np.ndarray | None:
+    """Epoch microseconds, or None when the template has no such time."""
+    if slot is None:
+        return None
+    v = uint_values(arr, slot)
+    if slot.kind == "rel":
+        # Signed 32-bit distance from sysUptime: a flow that started before the
+        # uptime counter last wrapped (values near 2^32 while uptime is small)
+        # lies in the past, not 49.7 days in the future.
+        delta = ((v.astype(np.int64) - uptime + _HALF32) & _MASK32) - _HALF32
+        ms = np.where(uptime != UPTIME_UNKNOWN, export_ms + delta, export_ms)
+        return ms * 1000
+    if slot.kind == "ms":
+        return v.astype(np.int64) * 1000
+    if slot.kind == "s":
+        return v.astype(np.int64) * 1_000_000
+    if slot.kind == "delta":
+        return export_ms * 1000 - v.astype(np.int64)
+    # NTP 64-bit: seconds since 1900 and a 32-bit binary fraction.
+    secs = (v >> np.uint64(32)).astype(np.int64) - F.NTP_EPOCH_OFFSET
+    frac = ((v & np.uint64(0xFFFFFFFF)) * np.uint64(1_000_000)) >> np.uint64(32)
+    return secs * 1_000_000 + frac.astype(np.int64)
+
+
+def _sampling(arr: np.ndarray, s: dict[str, Slot], rate: np.ndarray, opts: OptionState | None,
+              input_if: np.ndarray | None) -> np.ndarray:
+    """Sampling rate per record: the record's own IE 34, its sampler's, its interface's, the domain's."""
+    rate = rate.copy()
+    if opts is not None:
+        if opts.rate_by_if and input_if is not None:
+            lookup = _lookup(input_if, opts.rate_by_if)
+            rate = np.where(lookup > 0, lookup, rate)
+        if opts.rate_by_sampler and "sampler_id" in s:
+            ids = uint_values(arr, s["sampler_id"])
+            lookup = _lookup(ids, opts.rate_by_sampler)
+            rate = np.where(lookup > 0, lookup, rate)
+    if "sampling_interval" in s:
+        own = uint_values(arr, s["sampling_interval"]).astype(np.int64)
+        rate = np.where(own > 0, own, rate)
+    return np.clip(np.where(rate > 0, rate, 1), 1, 0xFFFFFFFF).astype(np.uint32)
+
+
+def _lookup(keys: np.ndarray, table: dict[int, int]) -> np.ndarray:
+    """table[key] per element (0 when absent), formatting only distinct keys in Python."""
+    uniq, inverse = np.unique(keys, return_inverse=True)
+    values = np.fromiter((table.get(int(k), 0) for k in uniq), np.int64, len(uniq))
+    return values[inverse.reshape(-1)]
+
+
+def _addresses(arr: np.ndarray, slot: Slot | None, n: int) -> pa.Array:
+    if slot is None:
+        return pa.nulls(n, pa.string())
+    uniq, inverse = np.unique(arr[slot.name], return_inverse=True)
+    if slot.kind == "ipv4":
+        text = [socket.inet_ntoa(int(x).to_bytes(4, "big")) for x in uniq]
+    else:
+        text = [socket.inet_ntop(socket.AF_INET6, x.tobytes()) for x in uniq]
+    indices = pa.array(inverse.reshape(-1).astype(np.int32))
+    return pa.DictionaryArray.from_arrays(indices, pa.array(text, pa.string())).cast(pa.string())
