@@ -95,8 +95,7 @@ def _open(path: Path) -> tuple[BinaryIO | _Gunzip, list]:
     raw = open(path, "rb")
     stream: BinaryIO | _Gunzip = raw
     layers: list = [raw]
-    head = raw.read(2)
-    raw.seek(0)
+    head = raw.peek(2)[:2]  # peek, not seek: pipes work too
     while head == GZIP_MAGIC and len(layers) < 4:
         stream = _Gunzip(stream)  # type: ignore[arg-type]
         layers.append(stream)

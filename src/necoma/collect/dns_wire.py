@@ -107,7 +107,8 @@ def _names_text(buf, k, seg_row, seg_src, seg_len, err) -> pa.StringArray:
     # each label lands after the previous ones of its name plus one dot each
     step = ln + 1
     csum = np.cumsum(step) - step
-    dst = starts[row] + csum - csum[np.searchsorted(row, row)]
+    first_seg = np.cumsum(nlab) - nlab  # index of each name's first label (row is sorted)
+    dst = starts[row] + csum - csum[first_seg[row]]
     keep = err[row] == 0
     src_i, dst_i = ragged_arange(src[keep], ln[keep]), ragged_arange(dst[keep], ln[keep])
     out = np.full(int(out_len.sum()), ord("."), np.uint8)
@@ -187,13 +188,26 @@ def parse_messages(buf: np.ndarray, msg: np.ndarray, mend: np.ndarray) -> Messag
         bad = (e != 0) | (aft + 4 > mend[r])
         alive[r[bad]] = False
         pos[r[~bad]] = aft[~bad] + 4
-    answers, edns, rr_problems = _walk_records(buf, msg, mend, pos, alive, an, ns, ar)
+    answers, edns, rr_problems = _walk_records(buf, msg, mend, pos, alive, an, ns, ar, qname)
     problems.update(rr_problems)
     return Messages(hdr_ok, q_ok, ident, (flags >> 15).astype(bool), (flags & 0xF).astype(np.uint8), qd, an,
                     qname, qtype, qclass, edns, answers, {r: i for r, i in problems.items() if len(i)})
 
 
-def _walk_records(buf, msg, mend, pos, alive, an, ns, ar):
+def _answer_names(buf, msg, mend, pos, qname):
+    """Answer owner names; most are a pointer to the question name (0xC00C), reused as is."""
+    to_q = (u16(buf, pos) == 0xC00C) & (pos + 2 <= mend) & pc.is_valid(qname).to_numpy(zero_copy_only=False)
+    if to_q.all():
+        return qname, pos + 2, np.zeros(len(pos), np.int8)
+    other = np.flatnonzero(~to_q)
+    names, after, err = read_names(buf, msg[other], mend[other], pos[other])
+    after_all, err_all = pos + 2, np.zeros(len(pos), np.int8)
+    after_all[other], err_all[other] = after, err
+    return scatter_strings([(np.flatnonzero(to_q), qname.filter(pa.array(to_q))), (other, names)], len(pos)), \
+        after_all, err_all
+
+
+def _walk_records(buf, msg, mend, pos, alive, an, ns, ar, qname):
     """Walk answer, authority and additional records; keep answers and the EDNS size."""
     k = len(msg)
     total = np.where(alive, an + ns + ar, 0)
@@ -212,7 +226,7 @@ def _walk_records(buf, msg, mend, pos, alive, an, ns, ar):
         err = np.empty(len(live), np.int8)
         names = None
         if len(ia):  # answer names are kept as text, other owner names only skipped
-            names, after[is_ans], err[is_ans] = read_names(buf, msg[ia], mend[ia], pos[ia])
+            names, after[is_ans], err[is_ans] = _answer_names(buf, msg[ia], mend[ia], pos[ia], qname.take(ia))
         if len(io):
             _, after[~is_ans], err[~is_ans] = read_names(buf, msg[io], mend[io], pos[io], text=False)
         rtype, rclass = u16(buf, after), u16(buf, after + 2)

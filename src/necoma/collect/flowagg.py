@@ -54,33 +54,40 @@ class FlowAggregator:
             rows = {c: (pa.concat_arrays([self._open[c], rows[c]]) if isinstance(rows[c], pa.Array)
                         else np.concatenate([self._open[c], rows[c]])) for c in rows}
         keys = [rows[c] for c in ("k0", "k1", "k2", "k3")] + [rows[c].astype(np.uint64) for c in ("sport", "dport", "proto")]
-        order = np.lexsort([rows["t_first"]] + keys[::-1])  # by key, then time
-        s = {c: (v.take(pa.array(order)) if isinstance(v, pa.Array) else v[order]) for c, v in rows.items()}
+        # sort by a 64-bit hash of the key, then time: one cheap two-key sort instead of
+        # eight keys; a hash collision only interleaves two keys, which the exact key
+        # comparison below then splits (never merges)
+        h = np.zeros(len(keys[0]), np.uint64)
+        for i, k in enumerate(keys):
+            h = (h ^ k) * np.uint64(0x9E3779B97F4A7C15 + 2 * i)
+            h ^= h >> np.uint64(29)
+        order = np.lexsort((rows["t_first"], h))
+        t_first, t_last = rows["t_first"][order], rows["t_last"][order]
         n = len(order)
         start = np.zeros(n, bool)
         start[0] = True
         for k in keys:
             ks = k[order]
             start[1:] |= ks[1:] != ks[:-1]
-        start[1:] |= (s["t_first"][1:] - s["t_last"][:-1]) > self.idle_us
+        start[1:] |= (t_first[1:] - t_last[:-1]) > self.idle_us
         idx = np.arange(n)
         while True:  # active timeout: cut at the first packet `active` after the flow's start
             head = np.maximum.accumulate(np.where(start, idx, 0))
-            over = (s["t_first"] - s["t_first"][head]) >= self.active_us
+            over = (t_first - t_first[head]) >= self.active_us
             first_over = over & ~np.r_[False, over[:-1]]
             if not first_over.any():
                 break
             start |= first_over
         b = np.flatnonzero(start)
-        flow = {
-            "t_first": s["t_first"][b], "t_last": np.maximum.reduceat(s["t_last"], b),
-            "packets": np.add.reduceat(s["packets"], b), "bytes": np.add.reduceat(s["bytes"], b),
-            "frags": np.add.reduceat(s["frags"], b), "flags": np.bitwise_or.reduceat(s["flags"], b),
-        }
+        first = order[b]  # the row that starts each flow, in input order
+        flow = {"t_first": t_first[b], "t_last": np.maximum.reduceat(t_last, b)}
+        for c in ("packets", "bytes", "frags"):
+            flow[c] = np.add.reduceat(rows[c][order], b)
+        flow["flags"] = np.bitwise_or.reduceat(rows["flags"][order], b)
         for c in ("k0", "k1", "k2", "k3", "sport", "dport", "proto", "tos"):
-            flow[c] = s[c][b]
+            flow[c] = rows[c][first]
         for c in ("src_ip", "dst_ip"):
-            flow[c] = s[c].take(pa.array(b))
+            flow[c] = rows[c].take(pa.array(first))
         # complete: idle for longer than the timeout, or past the active timeout,
         # judged against the latest time seen (captures are nearly time-ordered)
         now = self._watermark

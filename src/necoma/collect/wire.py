@@ -52,10 +52,14 @@ def strings_from_bytes(data: np.ndarray, lengths: np.ndarray, valid: np.ndarray 
 
 
 def ipv4_text(addr: np.ndarray) -> pa.StringArray:
-    """Dotted quads for uint32 addresses, formatted by Arrow compute kernels."""
+    """Dotted quads for uint32 addresses; each distinct address is formatted once, by Arrow kernels."""
     a = np.asarray(addr, np.uint32)
-    octets = [pc.cast(pa.array(((a >> s) & 0xFF).astype(np.uint8)), pa.string()) for s in (24, 16, 8, 0)]
-    return pc.binary_join_element_wise(*octets, ".")
+    if len(a) == 0:
+        return pa.array([], pa.string())
+    uniq, inverse = np.unique(a, return_inverse=True)
+    octets = [pc.cast(pa.array(((uniq >> s) & 0xFF).astype(np.uint8)), pa.string()) for s in (24, 16, 8, 0)]
+    text = pc.binary_join_element_wise(*octets, ".")
+    return text if len(uniq) == len(a) and (uniq == a).all() else text.take(pa.array(inverse.ravel()))
 
 
 def ipv6_text(addr16: np.ndarray) -> pa.StringArray:

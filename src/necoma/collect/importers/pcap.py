@@ -8,8 +8,12 @@ notes say where reading stopped.
 """
 from __future__ import annotations
 
+import queue
+import threading
 from collections import Counter
 from pathlib import Path
+
+import pyarrow as pa
 
 from necoma.collect.capture_file import CaptureReader, NotACapture
 from necoma.collect.flowagg import FlowAggregator
@@ -33,16 +37,18 @@ def import_file(path: Path, writer: LakeWriter, rejects: Rejects, *, chunk_bytes
         raise ImportFailed(f"{path}: cannot read: {exc}") from None
     flows = FlowAggregator(path.name, idle_s=idle_timeout, active_s=active_timeout)
     skipped: Counter = Counter()
-    with reader:
+    # Parquet encoding releases the GIL: write on a second thread while the next
+    # chunk is decoded. Only that thread touches the writer; the queue is short so
+    # at most a couple of decoded chunks wait in memory.
+    with _BackgroundWriter(writer) as out, reader:
         for b in reader.batches():
             dec = decode_frames(b.buf, b.offsets, b.caplens, b.wirelens, b.times_us, b.linktypes,
                                 exporter=path.name, frame_base=b.first_frame)
             rejects.merge(dec.rejects)
             skipped.update(dec.skipped)
-            writer.write("packets", dec.packets)
-            writer.write("dns", dec.dns)
-            writer.write("flows", flows.add(dec.packets, dec.tos, dec.addr_keys))
-    writer.write("flows", flows.finish())
+            out.put(("packets", dec.packets), ("dns", dec.dns),
+                    ("flows", flows.add(dec.packets, dec.tos, dec.addr_keys)))
+        out.put(("flows", flows.finish()))
     notes = [f"{reader.format}, {reader.frames} frames read"]
     if skipped:
         kinds = ", ".join(f"{n} × {k}" for k, n in skipped.most_common(5))
@@ -50,3 +56,35 @@ def import_file(path: Path, writer: LakeWriter, rejects: Rejects, *, chunk_bytes
     if reader.stopped:
         notes.append(f"stopped early: {reader.stopped}; everything before was imported")
     return notes
+
+
+class _BackgroundWriter:
+    def __init__(self, writer: LakeWriter) -> None:
+        self.writer = writer
+        self.queue: queue.Queue = queue.Queue(maxsize=2)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="pcap-lake-writer", daemon=True)
+
+    def _run(self) -> None:
+        while (item := self.queue.get()) is not None:
+            if self.error is None:
+                try:
+                    for table, data in item:
+                        self.writer.write(table, data)
+                except BaseException as exc:  # noqa: BLE001 - re-raised on the importing thread
+                    self.error = exc
+
+    def put(self, *items: tuple[str, pa.Table]) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put(items)
+
+    def __enter__(self) -> "_BackgroundWriter":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        if self.error is not None and exc[0] is None:
+            raise self.error
