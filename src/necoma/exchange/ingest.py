@@ -157,6 +157,8 @@ def add_envelope(
     st.total = len(objects)
     if outcome.failures:
         # All or nothing: a partly bad envelope stores no object, and says why for each one.
+        outcome.failures += [dict(ok, message="not stored: other objects of the envelope failed")
+                             for ok in outcome.successes]
         outcome.successes = []
     else:
         if rows:

@@ -126,3 +126,35 @@ def _user_exists(name: str) -> bool:
         return True
     except KeyError:
         return False
+
+
+_cluster: PostgresCluster | None = None
+
+
+def shared_cluster() -> PostgresCluster:
+    """One cluster per test process, started on first use and stopped at exit."""
+    global _cluster
+    if _cluster is None:
+        import atexit
+
+        _cluster = PostgresCluster().start()
+        atexit.register(_cluster.stop)
+    return _cluster
+
+
+def database_url(kind: str, tmp_path: Path) -> str:
+    """A fresh, empty store of `kind` (sqlite or postgresql) for one test.
+
+    Without PostgreSQL the test is skipped with the reason — except under
+    CI=true, where a missing database is a setup bug and fails.
+    """
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'exchange.sqlite'}"
+    import pytest
+
+    reason = pg_unavailable_reason()
+    if reason:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"CI must test PostgreSQL: {reason}")
+        pytest.skip(reason)
+    return shared_cluster().new_database()
