@@ -1,0 +1,137 @@
+"""Anomalous heavy hitters: prefixes or hosts suddenly carrying a large share of the traffic.
+
+Method, two rules reported hourly, both with NECOMA's novelty condition:
+a finding is reported only if the same prefix/host was not already heavy in
+any of the previous `novelty_reports` hourly reports, so steady heavy
+hitters (backups, CDNs, the mail relay) are learned and stay silent, and
+nothing is reported until `min_history_reports` hours of data precede.
+
+(a) NECOMA's rule: every hour, source and destination prefixes (/24 IPv4,
+    /48 IPv6; set by `v4_prefix`/`v6_prefix`) carrying more than
+    `min_share` of the hour's bytes or packets.
+(b) Hashdoop's simple detector: hosts (as sources) whose packet count in the
+    hour exceeds the mean + `k`·σ over all hosts of that hour, and at least
+    `min_host_packets`.
+
+Evidence: the prefix's or host's traffic in the hour. Subjects: the prefix
+(role source/destination) with its heaviest hosts (role host), or the host.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import Field
+
+from necoma.analyze.alert import Alert
+from necoma.analyze.detector import Context, Detector, DetectorParams, Schedule
+from necoma.analyze.prefixes import prefix_of
+from necoma.analyze.traffic import TRAFFIC, best_source, confidence_of, saturate
+
+V4_KEY = "CASE WHEN {c} LIKE '%:%' THEN {c} ELSE regexp_replace({c}, '[.][0-9]+$', '') END"
+
+
+class HeavyHitter(Detector):
+    name = "heavy_hitter"
+    title = "New prefixes or hosts suddenly carrying a large share of bytes or packets"
+    raises = "per hour: a source/destination prefix over the share (with its top hosts), or a host far above all hosts' packets"
+    tables = ("flows", "packets")
+    schedule = Schedule.hourly()
+    history = dt.timedelta(hours=24)
+
+    class Params(DetectorParams):
+        min_share: float = Field(0.10, description="Share of the hour's bytes or packets that makes a prefix heavy (NECOMA: 10 %).")
+        novelty_reports: int = Field(24, description="Report only if not heavy in this many previous hourly reports.")
+        min_history_reports: int = Field(3, description="Hours of data that must precede before anything is reported (learning).")
+        k: float = Field(3.0, description="Host rule: packets above the mean + k·σ over all hosts of the hour (Hashdoop).")
+        min_host_packets: int = Field(10_000, description="Host rule: scaled packets per hour below which a host is never reported.")
+        top_hosts: int = Field(3, description="Heaviest hosts named inside a reported prefix.")
+
+    PREFIXES = f"""
+WITH {TRAFFIC.strip()},
+sides AS (
+    SELECT t, via, 'source' AS side, {V4_KEY.format(c="src_ip")} AS k, byts, pkts FROM traffic
+    UNION ALL
+    SELECT t, via, 'destination' AS side, {V4_KEY.format(c="dst_ip")} AS k, byts, pkts FROM traffic
+)
+SELECT time_bin(t) AS bin, via, side, k, sum(byts) AS byts, sum(pkts) AS pkts
+FROM sides GROUP BY time_bin(t), via, side, k
+"""
+
+    HOSTS = f"""
+WITH {TRAFFIC.strip()},
+per_host AS (SELECT time_bin(t) AS bin, via, src_ip AS host, sum(pkts) AS pkts FROM traffic GROUP BY time_bin(t), via, src_ip),
+stats AS (SELECT *, avg(pkts) OVER (PARTITION BY bin, via) AS mean,
+                    stddev_samp(pkts) OVER (PARTITION BY bin, via) AS std FROM per_host)
+SELECT bin, via, host, pkts, mean, std FROM stats
+WHERE pkts >= :min_host_packets AND pkts > mean + :k * coalesce(std, 0)
+"""
+
+    TOP = f"""
+WITH {TRAFFIC.strip()}
+SELECT {{col}} AS host, sum(byts) AS byts FROM traffic
+WHERE via = :via AND {V4_KEY.format(c="{col}")} IN :keys
+GROUP BY {{col}} ORDER BY byts DESC, host LIMIT :n
+"""
+
+    def detect(self, ctx: Context) -> list[Alert]:
+        p = self.params
+        hist = ctx.start - dt.timedelta(hours=p.novelty_reports)
+        # (a) prefixes: aggregate IPv6 hosts to their /48 here (portable SQL cannot), pick the source with more bytes
+        agg: dict[tuple, dict] = {}
+        for r in ctx.query(self.PREFIXES, start=hist):
+            pfx = prefix_of(r["k"], 24, 48) if ":" in r["k"] else f"{r['k']}.0/24"
+            a = agg.setdefault((r["bin"], r["via"], r["side"], pfx), {"byts": 0, "pkts": 0, "keys": set()})
+            a["byts"] += r["byts"]
+            a["pkts"] += r["pkts"]
+            a["keys"].add(r["k"])
+        totals: dict[tuple, list[int]] = {}
+        for (b, via, side, _), a in agg.items():
+            if side == "source":
+                tot = totals.setdefault((b, via), [0, 0])
+                tot[0] += a["byts"]
+                tot[1] += a["pkts"]
+        via_of = {r["bin"]: r["via"] for r in best_source([{"bin": b, "via": v, "byts": t[0]} for (b, v), t in totals.items()], ("bin",))}
+        heavy: dict[dt.datetime, dict[tuple, dict]] = {b: {} for b in via_of}
+        for (b, via, side, pfx), a in agg.items():
+            tb, tp = totals[(b, via)]
+            if via == via_of[b] and (a["byts"] > p.min_share * tb or a["pkts"] > p.min_share * tp):
+                heavy[b][(side, pfx)] = {**a, "byte_share": a["byts"] / tb, "packet_share": a["pkts"] / max(tp, 1), "via": via}
+        # (b) hosts far above the hour's mean
+        for r in ctx.query(self.HOSTS, start=hist, k=p.k, min_host_packets=p.min_host_packets):
+            if r["via"] == via_of.get(r["bin"]):
+                heavy[r["bin"]][("host", r["host"])] = {"pkts": r["pkts"], "mean": r["mean"], "std": r["std"] or 0.0, "via": r["via"]}
+        alerts = []
+        for b in sorted(heavy):
+            prior = [heavy[b - dt.timedelta(hours=i)] for i in range(1, p.novelty_reports + 1) if b - dt.timedelta(hours=i) in heavy]
+            if b < ctx.start or len(prior) < p.min_history_reports:
+                continue
+            for (side, key), h in sorted(heavy[b].items()):
+                if not any((side, key) in seen for seen in prior):
+                    alerts.append(self._alert(ctx, b, side, key, h))
+        return alerts
+
+    def _alert(self, ctx: Context, b: dt.datetime, side: str, key: str, h: dict) -> Alert:
+        p, end = self.params, ctx.bin_end(b)
+        if side == "host":
+            sigmas = (h["pkts"] - h["mean"]) / h["std"] if h["std"] else float("inf")
+            score = 0.5 + 0.5 * saturate(sigmas, 10 * p.k)
+            return ctx.alert(
+                window_start=b, subjects=[ctx.subject("host", key, h["pkts"], geo=True)], score=score,
+                confidence=confidence_of(score),
+                summary=f"host {key} sent {h['pkts']:,} packets in an hour, {sigmas:.1f}σ above all hosts' mean",
+                metrics={"packets": h["pkts"], "hosts_mean": h["mean"], "hosts_std": h["std"]},
+                evidence=ctx.evidence(f"WITH {TRAFFIC.strip()}\nSELECT * FROM traffic WHERE src_ip = :host AND via = :via ORDER BY t",
+                                      host=key, via=h["via"], start=b, end=end))
+        col = "src_ip" if side == "source" else "dst_ip"
+        top = ctx.query(self.TOP.format(col=col), start=b, end=end, via=h["via"], keys=sorted(h["keys"]), n=p.top_hosts)
+        share = max(h["byte_share"], h["packet_share"])
+        score = 0.4 + 0.6 * saturate(share - p.min_share, 0.5)
+        return ctx.alert(
+            window_start=b,
+            subjects=[ctx.subject(side, key, h["byts"])] + [ctx.subject("host", t["host"], t["byts"], geo=True) for t in top],
+            score=score, confidence=confidence_of(score),
+            summary=f"new heavy {side} prefix {key}: {h['byte_share']:.0%} of bytes, {h['packet_share']:.0%} of packets",
+            metrics={"bytes": h["byts"], "packets": h["pkts"], "byte_share": h["byte_share"], "packet_share": h["packet_share"]},
+            evidence=ctx.evidence(
+                f"WITH {TRAFFIC.strip()}\nSELECT * FROM traffic WHERE via = :via AND {V4_KEY.format(c=col)} IN :keys ORDER BY t",
+                via=h["via"], keys=sorted(h["keys"]), start=b, end=end))
