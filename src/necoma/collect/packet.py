@@ -269,7 +269,7 @@ def _dns(buf, f, rejects, frame_base, rows):
     ok = np.flatnonzero(res.question_ok)
     return {"row": cand[ok], "tcp": tcp[cand[ok]], "size": (mend - msg)[cand[ok]],
             "qclass": res.qclass[ok], "ancount": res.ancount[ok], "edns": res.edns_size[ok],
-            "answers": res.answers.take(pa.array(ok))}
+            "answers": _take(res.answers, ok)}
 
 
 def _ntp(buf, f, rejects, frame_base, rows) -> None:
@@ -295,13 +295,21 @@ def _addresses(buf, f, m):
     return out
 
 
+def _take(data, idx: np.ndarray):
+    """data.take(idx), skipped when idx selects every row in order (the all-DNS case)."""
+    if len(idx) == len(data) and (len(idx) == 0 or (idx[0] == 0 and idx[-1] == len(idx) - 1)):
+        return data  # idx is sorted and unique, so this is the identity
+    return data.take(pa.array(idx))
+
+
 def _const(value: str, n: int) -> pa.Array:
     return pa.repeat(pa.scalar(value, pa.string()), n)
 
 
 def _dns_table(d: dict, packets: pa.Table, source: str) -> pa.Table:
     """One `dns` row per message whose header and question decoded; client = the asker."""
-    p = packets.take(pa.array(d["row"]))
+    p = _take(packets.select(["time", "src_ip", "dst_ip", "src_port", "dst_port", "dns_id", "dns_qname",
+                              "dns_qtype", "dns_is_response", "dns_rcode"]), d["row"])
     resp = p.column("dns_is_response").to_numpy(zero_copy_only=False)
     is_resp = pa.array(resp)
     n = len(d["row"])

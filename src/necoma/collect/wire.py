@@ -74,6 +74,9 @@ def ipv6_text(addr16: np.ndarray) -> pa.StringArray:
 
 def scatter_strings(parts: list[tuple[np.ndarray, pa.Array]], n: int) -> pa.Array:
     """One string array of length n from (row indices, values) parts; rows in no part are null."""
+    parts = [p for p in parts if len(p[0])]
+    if len(parts) == 1 and len(parts[0][0]) == n and (np.diff(parts[0][0]) > 0).all():
+        return parts[0][1].cast(pa.string())  # already every row, in order
     idx = np.concatenate([p[0] for p in parts] + [np.zeros(0, np.int64)]).astype(np.int64)
     vals = pa.concat_arrays([p[1].cast(pa.string()) for p in parts] + [pa.nulls(1, pa.string())])
     pos = np.full(n, len(idx), np.int64)  # default: the trailing null
