@@ -149,7 +149,7 @@ class TcpSyslogEndpoint:
         self.decoder = decoder
         self.max_message = max_message
         self.server: asyncio.base_events.Server | None = None
-        self._conns: set[asyncio.Task] = set()
+        self._conns: dict[asyncio.Task, tuple[asyncio.StreamReader, asyncio.StreamWriter]] = {}
 
     async def start(self, addr: ListenAddress) -> None:
         host = "127.0.0.1" if addr.host == "localhost" else addr.host
@@ -160,29 +160,32 @@ class TcpSyslogEndpoint:
             raise _bind_error("tcp", addr, exc) from None
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
         peer = writer.get_extra_info("peername") or ("unknown",)
         exporter = str(peer[0])
         if len(self._conns) >= TCP_MAX_CONNECTIONS:
             log.warning("syslog tcp: refusing %s, %d connections open", exporter, len(self._conns))
             writer.close()
             return
+        task = asyncio.current_task()
         assert task is not None
-        self._conns.add(task)
+        self._conns[task] = (reader, writer)
         framer = SyslogFramer(self.max_message)
         try:
             while not framer.broken:
                 try:
-                    data = await asyncio.wait_for(reader.read(TCP_READ), TCP_IDLE_SECONDS)
+                    # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a
+                    # cancellation when data is ready at the same moment.
+                    async with asyncio.timeout(TCP_IDLE_SECONDS):
+                        data = await reader.read(TCP_READ)
                 except (TimeoutError, ConnectionError):
                     break
                 if not data:
                     break
                 self._deliver(exporter, *framer.feed(data))
         except asyncio.CancelledError:
-            pass  # shutdown: deliver what is buffered below
+            pass  # forced shutdown: deliver what the framer holds below
         finally:
-            self._conns.discard(task)
+            self._conns.pop(task, None)
             self._deliver(exporter, *framer.close())
             writer.close()
 
@@ -194,12 +197,24 @@ class TcpSyslogEndpoint:
             self.decoder.stats.of(exporter).datagrams += 1
             self.decoder.reject(exporter, reason)
 
-    async def close(self, grace: float = 0.2) -> None:
-        """Stop accepting, let open connections read what is already queued, then end them."""
+    async def close(self, grace: float = 0.2, timeout: float = 5.0) -> None:
+        """Stop accepting; read what is already queued; then end every connection.
+
+        For `grace` seconds connections keep reading what the kernel holds. Then
+        reading stops and each reader gets an EOF after its buffered bytes, so
+        every byte taken from the socket is still framed and decoded.
+        """
         if self.server is not None:
             self.server.close()
-        await asyncio.sleep(grace)
-        for task in list(self._conns):
-            task.cancel()
         if self._conns:
-            await asyncio.gather(*self._conns, return_exceptions=True)
+            await asyncio.sleep(grace)
+        for reader, writer in list(self._conns.values()):
+            writer.transport.pause_reading()
+            reader.feed_eof()
+        tasks = list(self._conns)
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=timeout)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.gather(*late, return_exceptions=True)
