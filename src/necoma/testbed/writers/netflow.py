@@ -51,11 +51,11 @@ def _templates(cfg: ExporterConfig) -> bytes:
     tmpl = struct.pack("!HH", 2 if ipfix else 0, 4 + len(sets)) + sets
     if ipfix:  # scope observationDomainId; samplingInterval, samplingAlgorithm
         body = struct.pack("!HHH", T_OPT, 3, 1) + struct.pack("!HHHHHH", 149, 4, 34, 4, 35, 1)
-        opt = struct.pack("!HH", 3, 4 + len(body)) + _pad(body)
+        opt = struct.pack("!HH", 3, 4 + len(_pad(body))) + _pad(body)
         data = _pad(struct.pack("!IIB", cfg.domain, cfg.sampling_rate, 2 if cfg.sampling_rate > 1 else 1))
     else:  # scope System (1); SAMPLING_INTERVAL (34), SAMPLING_ALGORITHM (35)
         body = struct.pack("!HHH", T_OPT, 4, 8) + struct.pack("!HHHHHH", 1, 4, 34, 4, 35, 1)
-        opt = struct.pack("!HH", 1, 4 + len(body)) + _pad(body)
+        opt = struct.pack("!HH", 1, 4 + len(_pad(body))) + _pad(body)
         data = _pad(struct.pack("!IIB", 0, cfg.sampling_rate, 2 if cfg.sampling_rate > 1 else 1))
     return tmpl + opt + struct.pack("!HH", T_OPT, 4 + len(data)) + data
 

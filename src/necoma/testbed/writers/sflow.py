@@ -86,7 +86,8 @@ def header(src: str, dst: str, proto: int, sport: int, dport: int, flags: int, a
         ip = P.ip_packet(src, dst, 6, l4, total_len=ip_len, ident=ident)
     else:
         ip = P.ip_packet(src, dst, proto, b"\0" * 40, total_len=ip_len, ident=ident)
-    return P.ethernet(ip, v6, inside_site(dst) is not None)[:HEADER_BYTES]
+    # The packet is ip_len long: a payload template longer than that is cut, as the wire would.
+    return P.ethernet(ip[:ip_len], v6, inside_site(dst) is not None)[:HEADER_BYTES]
 
 
 def _flow_sample(seq: int, rate: int, in_if: int, out_if: int, frame_len: int, hdr: bytes) -> bytes:

@@ -51,3 +51,34 @@ def write_resolvers(path: Path, resolvers: list[str], day: str) -> int:
     body = "".join(r + "\n" for r in sorted(set(resolvers), key=lambda a: tuple(int(x) for x in a.split("."))))
     path.write_text(f"# open DNS resolvers answering recursive queries from anywhere, scanned {day}\n" + body)
     return len(set(resolvers))
+
+
+_MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
+                                       "Dec"), 1)}
+
+
+def read_syslog(path: Path, year: int) -> list[tuple[float, bytes]]:
+    """(send time, message) for each line of a scenario's syslog.log; the time is read back from the line.
+
+    RFC 5424 lines carry a full timestamp; RFC 3164 lines carry no year, which
+    the scenario's day supplies. A line without a readable time keeps the
+    previous line's time, so order is preserved.
+    """
+    import calendar
+    import re
+
+    out: list[tuple[float, bytes]] = []
+    last = 0.0
+    iso = re.compile(r"^<\d+>1 (\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d+))?Z")
+    bsd = re.compile(r"^<\d+>([A-Z][a-z]{2}) ([ \d]\d) (\d\d):(\d\d):(\d\d) ")
+    for line in path.read_text().splitlines():
+        if not line:
+            continue
+        if m := iso.match(line):
+            y, mo, d, h, mi, s = (int(x) for x in m.groups()[:6])
+            last = calendar.timegm((y, mo, d, h, mi, s)) + (int(m.group(7)) / 10 ** len(m.group(7)) if m.group(7) else 0)
+        elif (m := bsd.match(line)) and m.group(1) in _MONTHS:
+            last = float(calendar.timegm((year, _MONTHS[m.group(1)], int(m.group(2)), int(m.group(3)),
+                                          int(m.group(4)), int(m.group(5)))))
+        out.append((last, line.encode()))
+    return out
