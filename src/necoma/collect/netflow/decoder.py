@@ -79,10 +79,7 @@ class NetflowDecoder:
     # -- extras for the listener and tests -------------------------------------
     def interface_names(self) -> dict[tuple[str, int, int], str]:
         """(exporter, domain, ifIndex) -> name, from options records (IE 82)."""
-        return {(e, d, i): n for (e, d), o in self._options.items() for i, n in o.if_names.items()}
-
-    def options_of(self, exporter: str, domain: int) -> OptionState | None:
-        return self._options.get((exporter, domain))
+        return {(e, d[1], i): n for (e, d), o in self._options.items() for i, n in o.if_names.items()}
 
     # -- dispatch ----------------------------------------------------------------
     def _feed(self, data: bytes, exporter: str, received: float, st: ExporterStats) -> bool:
@@ -148,26 +145,26 @@ class NetflowDecoder:
                   problems: list[str]) -> None:
         if rec.template is None:  # IPFIX withdrawal (RFC 7011 §8.1)
             if rec.tid == (3 if options else 2):
-                self.templates.withdraw_all(exporter, h.domain, options)
+                self.templates.withdraw_all(exporter, h.key, options)
             else:
-                self.templates.withdraw(exporter, h.domain, rec.tid)
+                self.templates.withdraw(exporter, h.key, rec.tid)
             return
-        tpl, accepted = self.templates.put(exporter, h.domain, rec.template)
+        tpl, accepted = self.templates.put(exporter, h.key, rec.template)
         if not accepted:
             problems.append("template_cap")
             return
-        for item in self.pending.take(exporter, h.domain, rec.tid):
+        for item in self.pending.take(exporter, h.key, rec.tid):
             held_h, source = item.context
             self._data_set(exporter, held_h, source, rec.tid, item.body, item.received, st, problems)
 
     def _data_set(self, exporter: str, h: Header, source: str, tid: int, body: bytes, received: float,
                   st: ExporterStats, problems: list[str]) -> int | None:
         """Records in the set (options records included, as IPFIX sequence numbers count them)."""
-        tpl = self.templates.get(exporter, h.domain, tid)
+        tpl = self.templates.get(exporter, h.key, tid)
         if tpl is None:
-            st.template_misses += self.pending.add(exporter, PendingSet(received, h.domain, tid, body, (h, source)))
+            st.template_misses += self.pending.add(exporter, PendingSet(received, h.key, tid, body, (h, source)))
             return None
-        opts = self._options_state(exporter, h.domain)
+        opts = self._options_state(exporter, h.key)
         if tpl.is_options:
             recs, clean = parse_options_records(tpl, body, h.ipfix)
             self._apply_options(opts, recs)
@@ -208,7 +205,7 @@ class NetflowDecoder:
                 _put(opts.if_names, r.interface, r.if_name[:256])
 
     # -- state and bookkeeping -------------------------------------------------------
-    def _options_state(self, exporter: str, domain: int) -> OptionState:
+    def _options_state(self, exporter: str, domain: tuple[int, int]) -> OptionState:
         key = (exporter, domain)
         o = self._options.get(key)
         if o is None:

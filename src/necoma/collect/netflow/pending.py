@@ -18,7 +18,7 @@ MAX_PENDING_BYTES = 16 * 1024 * 1024  # per exporter, whatever the set count
 @dataclass
 class PendingSet:
     received: float
-    domain: int
+    domain: tuple  # (version, observation domain)
     tid: int
     body: bytes
     context: Any  # what the decoder needs to decode it later (header meta, source)
@@ -29,7 +29,7 @@ class _PerExporter:
 
     def __init__(self) -> None:
         self.entries: dict[int, PendingSet] = {}  # insertion order = arrival order
-        self.index: dict[tuple[int, int], list[int]] = {}
+        self.index: dict[tuple, list[int]] = {}
         self.nbytes = 0
 
 
@@ -56,7 +56,7 @@ class PendingSets:
             evicted += 1
         return evicted
 
-    def take(self, exporter: str, domain: int, tid: int) -> list[PendingSet]:
+    def take(self, exporter: str, domain: tuple, tid: int) -> list[PendingSet]:
         """The held sets of this template, oldest first, removed from the buffer."""
         per = self._by_exporter.get(exporter)
         if per is None:

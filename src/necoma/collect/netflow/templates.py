@@ -212,13 +212,13 @@ class TemplateCache:
 
     def __init__(self, max_per_exporter: int = 4096) -> None:
         self.max_per_exporter = max_per_exporter
-        self._by_exporter: dict[str, dict[tuple[int, int], Template]] = {}
+        self._by_exporter: dict[str, dict[tuple, Template]] = {}  # (domain key, tid)
 
-    def get(self, exporter: str, domain: int, tid: int) -> Template | None:
+    def get(self, exporter: str, domain: tuple, tid: int) -> Template | None:
         per = self._by_exporter.get(exporter)
         return None if per is None else per.get((domain, tid))
 
-    def put(self, exporter: str, domain: int, tpl: Template) -> tuple[Template, bool]:
+    def put(self, exporter: str, domain: tuple, tpl: Template) -> tuple[Template, bool]:
         """Store; keep the old object when re-sent unchanged. Returns (template, accepted)."""
         per = self._by_exporter.setdefault(exporter, {})
         old = per.get((domain, tpl.tid))
@@ -229,10 +229,10 @@ class TemplateCache:
         per[(domain, tpl.tid)] = tpl
         return tpl, True
 
-    def withdraw(self, exporter: str, domain: int, tid: int) -> None:
+    def withdraw(self, exporter: str, domain: tuple, tid: int) -> None:
         self._by_exporter.get(exporter, {}).pop((domain, tid), None)
 
-    def withdraw_all(self, exporter: str, domain: int, options: bool) -> None:
+    def withdraw_all(self, exporter: str, domain: tuple, options: bool) -> None:
         per = self._by_exporter.get(exporter, {})
         for key in [k for k, t in per.items() if k[0] == domain and t.is_options == options]:
             del per[key]

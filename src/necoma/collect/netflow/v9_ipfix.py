@@ -23,6 +23,11 @@ class Header(NamedTuple):
     domain: int
     end: int  # where the message's sets end
 
+    @property
+    def key(self) -> tuple[int, int]:
+        """Templates and options belong to (version, domain): v9 source ids and IPFIX domains differ."""
+        return (10 if self.ipfix else 9, self.domain)
+
 
 def parse_header(data: bytes) -> tuple[Header | None, str | None]:
     """Header and a problem; a None header means the datagram cannot be used at all."""
