@@ -8,6 +8,7 @@ import typer
 
 from necoma.cli import collect_cmd, config_cmd, import_cmd, query_cmd, run_cmd
 from necoma.cli import admin_cmd, serve_cmd
+from necoma.cli import analyze_cmd
 
 app = typer.Typer(
     name="necoma",
@@ -36,6 +37,8 @@ app.command("run")(run_cmd.run)
 app.add_typer(admin_cmd.app, name="admin")
 app.command("serve")(serve_cmd.serve)
 app.command("collect")(collect_cmd.collect)
+app.command("analyze")(analyze_cmd.analyze)
+app.add_typer(analyze_cmd.alerts_app, name="alerts")
 
 
 def main() -> None:
