@@ -179,7 +179,12 @@ def group(proc: Proc) -> list[int]:
     return pids
 
 
-def _end_group(proc: Proc) -> None:
+def _end_group(proc: Proc, grace: float = 5.0) -> None:
+    # Helpers may still be finishing (pmacct's plugins export their last flows
+    # after the core has gone): give them time before signalling them.
+    deadline = time.monotonic() + grace
+    while group(proc) and time.monotonic() < deadline:
+        time.sleep(0.05)
     for sig in (signal.SIGTERM, signal.SIGKILL):
         members = group(proc)
         if not members:

