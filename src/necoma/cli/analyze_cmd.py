@@ -84,8 +84,8 @@ def analyze(
     since: Optional[str] = typer.Option(None, "--since", help="Start of the range (ISO date/time, UTC if no zone); widened to whole bins of each detector's schedule."),
     until: Optional[str] = typer.Option(None, "--until", help="End of the range, exclusive (default: now, or --since + 1 day)."),
     only: Optional[str] = typer.Option(None, "--only", help="Run only these detectors, comma-separated (see --list)."),
-    engine: Optional[str] = typer.Option(None, "--engine", "-e", help="Query engine: duckdb (embedded) or spark. Default: [analyze] engine in the config."),
-    spark_master: Optional[str] = typer.Option(None, "--spark-master", help="Spark master URL (local[2], spark://HOST:7077, yarn...). Default: [analyze] spark_master."),
+    engine: Optional[str] = typer.Option(None, "--engine", "-e", help="Query engine: duckdb (embedded) or spark. Default: \\[analyze] engine in the config."),
+    spark_master: Optional[str] = typer.Option(None, "--spark-master", help="Spark master URL (local[2], spark://HOST:7077, yarn...). Default: \\[analyze] spark_master."),
     store: bool = typer.Option(True, "--store/--no-store", help="Write the alerts to the lake's alerts table (already stored alerts are not duplicated)."),
     as_json: bool = typer.Option(False, "--json", help="Print the alerts as JSON lines instead of a table."),
     list_detectors: bool = typer.Option(False, "--list", help="List the detectors with their schedule, tables and parameters, and exit."),
@@ -93,7 +93,7 @@ def analyze(
     """Run the detectors over a time range of the lake and store their alerts.
 
     Each detector reads its lake tables through the chosen engine (DuckDB or
-    Spark, identical results), with its parameters from [detectors.NAME] in
+    Spark, identical results), with its parameters from \\[detectors.NAME] in
     necoma.toml. Example: necoma analyze --day 2026-03-02 --only ntp_amplifier,dns_amplifier
     """
     settings = settings_from(ctx)
@@ -160,12 +160,17 @@ def _subjects_text(alert, limit: int = 4) -> str:
     return "; ".join(parts)
 
 
+def _window(a) -> str:
+    end = a.window_end.strftime("%H:%M" if a.window_end.date() == a.window_start.date() else "%Y-%m-%d %H:%M")
+    return f"{a.window_start:%Y-%m-%d %H:%M}–{end}"
+
+
 def alerts_table(alerts) -> Table:
     table = Table(title=f"{len(alerts)} alerts")
     for col in ("id", "detector", "window (UTC)", "conf", "score", "subjects"):
         table.add_column(col, overflow="fold")
     for a in alerts:
-        table.add_row(a.id, a.detector, f"{a.window_start:%Y-%m-%d %H:%M}–{a.window_end:%H:%M}", a.confidence,
+        table.add_row(a.id, a.detector, _window(a), a.confidence,
                       f"{a.score:.2f}", _subjects_text(a))
     return table
 
