@@ -1,0 +1,141 @@
+"""The network-namespace lab end to end, with real tools: up, status, a DNS
+amplification through Unbound with scapy-spoofed queries and hping3 fragments,
+checked with tshark in the captures, then down leaving nothing behind.
+
+Needs root and `ip netns`; skipped without them, but under CI=true (where the
+project's setup installs everything and runs as root) a missing piece fails.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from necoma.config import Settings
+from tests.conftest import require_tool
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+TOOLS = ("ip", "unbound", "pmacctd", "tcpdump", "nfcapd", "nfdump", "dig", "hping3", "nmap", "tshark")
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"the lab must run in CI: {reason}")
+    pytest.skip(reason)
+
+
+def _count(pcap: str | Path, display_filter: str, *extra: str) -> int:
+    """Packets in `pcap` matching a Wireshark display filter (tshark is the reference decoder)."""
+    out = subprocess.run(["tshark", "-n", "-r", str(pcap), *extra, "-Y", display_filter, "-T", "fields",
+                          "-e", "frame.number"], capture_output=True, text=True, timeout=60, check=True).stdout
+    return sum(1 for line in out.splitlines() if line.strip())
+
+
+@pytest.fixture(scope="module")
+def lab_run(tmp_path_factory: pytest.TempPathFactory):
+    from necoma.testbed import lab
+    from necoma.testbed.lab import netns
+
+    reason = netns.available()
+    if reason:
+        _unavailable(f"network-namespace lab unavailable: {reason}")
+    require_tool(*TOOLS)
+    settings = Settings(data_dir=tmp_path_factory.mktemp("lab") / "necoma-data")
+    try:
+        st, created = lab.up(settings)
+        again, created_again = lab.up(settings)  # idempotent: the healthy lab is kept
+        _, checks = lab.status(settings)
+        result = lab.run(settings, "dns-amplification", lab.RunOptions(seconds=3, query_rate=150, frag_rate=150))
+        _, checks_after = lab.status(settings, probe=False)
+        yield {"settings": settings, "state": st, "created": created, "same_lab": again.lab_id == st.lab_id,
+               "created_again": created_again, "checks": checks, "checks_after": checks_after, "result": result}
+    finally:
+        lab.down(settings)
+
+
+def test_up_is_idempotent_and_healthy(lab_run):
+    assert lab_run["created"] and not lab_run["created_again"] and lab_run["same_lab"]
+    bad = [c for c in lab_run["checks"] if not c.ok]
+    assert not bad, bad
+    names = {c.name for c in lab_run["checks"]}
+    assert {"process unbound", "process exporter", "process router-capture", "open resolver answers big"} <= names
+    # After a run the lab is back to its live sensor set, still healthy.
+    assert all(c.ok for c in lab_run["checks_after"]), lab_run["checks_after"]
+
+
+def test_victim_got_big_dns_answers_it_never_asked_for(lab_run):
+    from necoma.testbed.lab import default_plan
+
+    plan, result = default_plan(), lab_run["result"]
+    victim, resolver = plan.ip("victim"), plan.ip("resolver")
+    sent = result.counts["spoofed_queries"]
+    assert sent >= 300
+    answers = f"ip.src=={resolver} && ip.dst=={victim} && dns.flags.response==1 && !icmp"
+    big = _count(result.files["victim_pcap"], f"{answers} && udp.length > 512")
+    # Nearly every spoofed query brings its ~3.7 kB answer to the victim (allow for a little loss).
+    assert big >= sent // 2, (big, sent)
+    assert _count(result.files["victim_pcap"], f"ip.src=={victim} && dns && dns.flags.response==0") == 0
+    # The router's mirror (what goes into the lake) sees the same answers.
+    assert _count(result.files["router_pcap"], f"{answers} && udp.length > 512") >= sent // 2
+
+
+def test_victim_got_ipv4_fragments(lab_run):
+    from necoma.testbed.lab import default_plan
+
+    plan, pcap = default_plan(), lab_run["result"].files["victim_pcap"]
+    victim = plan.ip("victim")
+    # Fragmented DNS answers from the resolver (first fragments with MF, later ones with an offset) ...
+    assert _count(pcap, f"ip.src=={plan.ip('resolver')} && ip.dst=={victim} && ip.flags.mf==1") > 100
+    assert _count(pcap, f"ip.src=={plan.ip('resolver')} && ip.dst=={victim} && ip.frag_offset > 0") > 100
+    # ... and hping3's flood: 1228-byte datagrams cut at a 400-byte MTU, 4 fragments each.
+    assert _count(pcap, f"ip.src=={plan.ip('attacker')} && ip.dst=={victim} && ip.frag_offset > 0") > 300
+
+
+def test_exporter_produced_netflow(lab_run):
+    from necoma.testbed.lab import default_plan
+
+    plan, result = default_plan(), lab_run["result"]
+    export = result.files["export_pcap"]
+    decode = ("-d", "udp.port==2055,cflow")
+    assert _count(export, "cflow", *decode) >= 1
+    # A NetFlow v9 record of the amplified answers: resolver:53 -> victim.
+    assert _count(export, f"cflow.srcaddr=={plan.ip('resolver')} && cflow.dstaddr=={plan.ip('victim')} "
+                          "&& cflow.srcport==53", *decode) >= 1
+    # The reference collector stored them too.
+    assert result.counts["netflow_records_nfcapd"] >= 1
+
+
+def test_truth_and_lake(lab_run):
+    from necoma.testbed.lab import AMP_NAME, default_plan
+
+    plan, result = default_plan(), lab_run["result"]
+    truth = json.loads(Path(result.files["truth"]).read_text())
+    kinds = {a["kind"]: a for a in truth["attacks"]}
+    amp = kinds["dns_amplification"]
+    assert amp["victims"] == [plan.ip("victim")] and amp["amplifiers"] == [plan.ip("resolver")]
+    assert amp["domains"] == [AMP_NAME] and amp["start"] < amp["end"]
+    assert kinds["udp_fragmentation_flood"]["victims"] == [plan.ip("victim")]
+    assert truth["start"] <= min(a["start"] for a in truth["attacks"])
+    assert truth["end"] >= max(a["end"] for a in truth["attacks"])
+    # The router pcap went through the pcap importer into the lake.
+    assert result.imported.get("dns", 0) > 0, result.notes
+
+
+def test_down_leaves_nothing(lab_run):
+    from necoma.testbed import lab
+    from necoma.testbed.lab import procs
+
+    settings, st = lab_run["settings"], lab_run["state"]
+    recorded = lab.status(settings)[0]
+    assert recorded is not None
+    removed = lab.down(settings)
+    assert any(r.startswith("namespace") for r in removed)
+    listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+    assert f"necoma-{st.lab_id}-" not in listing
+    assert not [p.name for p in recorded.procs.values() if procs.alive(p) or procs.group(p)]
+    assert lab.status(settings) == (None, [])
+    assert lab.down(settings) == []  # idempotent
