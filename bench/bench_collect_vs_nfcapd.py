@@ -1,0 +1,319 @@
+#!/usr/bin/env python3
+"""Live NetFlow v9 collection: `necoma collect` against nfcapd, on the same datagrams.
+
+1. Capture once: softflowd reads a real pcap and exports NetFlow v9 to a
+   plain UDP socket here; the datagrams are kept in memory.
+2. Replay: a paced sender (this process) sends them over loopback at each
+   offered rate, cycling through the capture and rewriting the v9 sequence
+   number so every copy is a new, in-order export packet.
+3. For each rate, each collector runs alone (the machine has 2 cores: one for
+   the sender, one for the collector), with the same socket buffer request.
+   Reported: records offered, decoded and stored; stored records/s over the
+   send time; CPU seconds of the collector per million stored records (from
+   the kernel's rusage of the child, minus its CPU before the first datagram,
+   so Python's start-up is not counted); loss %.
+
+necoma: decoded = `records` in its status file, stored = rows in the lake.
+nfcapd: stored = `nfdump -R DIR -I` Flows (nfcapd has no separate decoded count).
+
+Usage:
+    .venv/bin/python bench/bench_collect_vs_nfcapd.py [--pcap FILE] [--rates 50000,100000,...]
+        [--seconds 5] [--json OUT]
+Needs softflowd, nfcapd and nfdump (Debian packages softflowd, nfdump). Loopback only.
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_PCAP = REPO.parent / "shared" / "data" / "pcap" / "pathspider_real.pcap.gz"
+RCVBUF = 32 * 1024 * 1024  # same request for both collectors (both are capped by net.core.rmem_max)
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# ------------------------------------------------------------------ capture
+
+
+def capture_v9(pcap: Path, workdir: Path) -> list[bytes]:
+    """softflowd -r PCAP -v 9 → the export datagrams, in order."""
+    if pcap.suffix == ".gz":
+        plain = workdir / pcap.stem
+        with gzip.open(pcap) as src, open(plain, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        pcap = plain
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+    sock.bind(("127.0.0.1", 0))
+    got: list[bytes] = []
+    done = threading.Event()
+
+    def receive() -> None:
+        sock.settimeout(0.2)
+        while True:
+            try:
+                got.append(sock.recv(65535))
+            except socket.timeout:
+                if done.is_set():
+                    return
+
+    reader = threading.Thread(target=receive)
+    reader.start()
+    subprocess.run(["softflowd", "-r", str(pcap), "-n", f"127.0.0.1:{sock.getsockname()[1]}", "-v", "9", "-d"],
+                   check=True, capture_output=True)
+    done.set()
+    reader.join()
+    sock.close()
+    return got
+
+
+def v9_data_records(datagrams: list[bytes]) -> list[int]:
+    """Data records per datagram, from the v9 templates (independent of both collectors)."""
+    lengths: dict[int, int] = {}
+    counts = []
+    for d in datagrams:
+        n, off = 0, 20
+        while off + 4 <= len(d):
+            set_id, length = struct.unpack_from("!HH", d, off)
+            if length < 4:
+                break
+            if set_id == 0:  # template set
+                p, end = off + 4, off + length
+                while p + 4 <= end:
+                    tid, fields = struct.unpack_from("!HH", d, p)
+                    lengths[tid] = sum(struct.unpack_from("!H", d, p + 6 + 4 * k)[0] for k in range(fields))
+                    p += 4 + 4 * fields
+            elif set_id >= 256 and lengths.get(set_id):
+                n += (length - 4) // lengths[set_id]
+            off += length
+        counts.append(n)
+    return counts
+
+
+# ------------------------------------------------------------------ sender
+
+
+def send_paced(datagrams: list[bytes], port: int, rate_dps: float, seconds: float) -> tuple[int, float]:
+    """Send for `seconds` at `rate_dps` datagrams/s (0 = as fast as possible); (sent, elapsed)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, RCVBUF)
+    dest = ("127.0.0.1", port)
+    bufs = [bytearray(d) for d in datagrams]
+    total = int(rate_dps * seconds)
+    pack, send, nbuf = struct.pack_into, sock.sendto, len(bufs)
+    t0 = time.perf_counter()
+    i = 0
+    while True:
+        elapsed = time.perf_counter() - t0
+        if rate_dps:
+            if i >= total:
+                break
+            due = min(total, int(elapsed * rate_dps) + 1)
+            if due <= i:
+                time.sleep(0.0005)
+                continue
+        elif elapsed >= seconds:
+            break
+        else:
+            due = i + 1024
+        while i < due:
+            b = bufs[i % nbuf]
+            pack("!I", b, 12, (i + 1) & 0xFFFFFFFF)  # v9 package_sequence: one per export packet
+            try:
+                send(b, dest)
+            except OSError:  # ENOBUFS: lost on our side, still counted as offered
+                pass
+            i += 1
+    elapsed = time.perf_counter() - t0
+    sock.close()
+    return i, elapsed
+
+
+# ------------------------------------------------------------------ collectors
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime, all threads
+
+
+def wait_rusage(proc: subprocess.Popen, timeout: float) -> float:
+    """Reap the child; its total CPU seconds from the kernel's rusage."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            return ru.ru_utime + ru.ru_stime
+        time.sleep(0.02)
+    proc.kill()
+    _, status, ru = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return ru.ru_utime + ru.ru_stime
+
+
+def wait_idle(pid: int, quiet: float = 0.6, timeout: float = 120.0) -> None:
+    """Until the process has used no CPU for `quiet` seconds: it has caught up with its socket."""
+    last, since, deadline = cpu_seconds(pid), time.time(), time.time() + timeout
+    while time.time() < deadline:
+        time.sleep(0.1)
+        now = cpu_seconds(pid)
+        if now - last > 0.01:
+            last, since = now, time.time()
+        elif time.time() - since >= quiet:
+            return
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Result:
+    collector: str
+    offered_rate: int  # records/s asked of the sender (0 = flood)
+    sent_records: int
+    send_seconds: float
+    decoded: int
+    stored: int
+    cpu_seconds: float
+
+    @property
+    def loss_pct(self) -> float:
+        return 100.0 * (self.sent_records - self.stored) / self.sent_records if self.sent_records else 0.0
+
+    @property
+    def stored_per_s(self) -> float:
+        return self.stored / self.send_seconds if self.send_seconds else 0.0
+
+    @property
+    def cpu_per_million(self) -> float:
+        return self.cpu_seconds / self.stored * 1e6 if self.stored else float("nan")
+
+
+def run_necoma(work: Path, datagrams: list[bytes], per: list[int], rate: int, seconds: float) -> Result:
+    data = work / "necoma-data"
+    shutil.rmtree(data, ignore_errors=True)
+    cfg = work / "necoma.toml"
+    cfg.write_text(f'data_dir = "{data}"\n[collect]\nflush_seconds = 2.0\n')
+    port = free_udp_port()
+    proc = subprocess.Popen([sys.executable, "-m", "necoma.cli.main", "-c", str(cfg), "collect",
+                             "--netflow", f"127.0.0.1:{port}"], stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    for line in proc.stderr:  # wait until it listens
+        if "collecting:" in line:
+            break
+    threading.Thread(target=proc.stderr.read, daemon=True).start()
+    cpu0 = cpu_seconds(proc.pid)
+    sent, elapsed, sent_records = _send(datagrams, per, port, rate, seconds)
+    wait_idle(proc.pid)
+    proc.send_signal(signal.SIGTERM)
+    cpu = wait_rusage(proc, 300) - cpu0
+    status = json.loads((data / "collect-stats.json").read_text())
+    decoded = sum(e["records"] for e in status["protocols"]["netflow"].values())
+    from necoma.lake import connect
+
+    stored = connect(data / "lake").execute("SELECT count(*) FROM flows").fetchone()[0]
+    return Result("necoma", rate, sent_records, elapsed, decoded, stored, cpu)
+
+
+def run_nfcapd(work: Path, datagrams: list[bytes], per: list[int], rate: int, seconds: float) -> Result:
+    out = work / "nfcapd"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir()
+    port = free_udp_port()
+    proc = subprocess.Popen(["nfcapd", "-b", "127.0.0.1", "-p", str(port), "-w", str(out), "-B", str(RCVBUF)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "Startup" in line:
+            break
+    threading.Thread(target=proc.stdout.read, daemon=True).start()
+    cpu0 = cpu_seconds(proc.pid)
+    sent, elapsed, sent_records = _send(datagrams, per, port, rate, seconds)
+    wait_idle(proc.pid)
+    proc.send_signal(signal.SIGTERM)  # nfcapd flushes its file on SIGTERM
+    cpu = wait_rusage(proc, 120) - cpu0
+    info = subprocess.run(["nfdump", "-R", str(out), "-I"], capture_output=True, text=True).stdout
+    stored = next((int(line.split()[1]) for line in info.splitlines() if line.startswith("Flows:")), 0)
+    return Result("nfcapd", rate, sent_records, elapsed, stored, stored, cpu)
+
+
+def _send(datagrams: list[bytes], per: list[int], port: int, rate: int, seconds: float) -> tuple[int, float, int]:
+    avg = sum(per) / len(per)
+    sent, elapsed = send_paced(datagrams, port, rate / avg if rate else 0, seconds)
+    full, part = divmod(sent, len(datagrams))
+    return sent, elapsed, full * sum(per) + sum(per[:part])
+
+
+# ------------------------------------------------------------------ report
+
+
+def table(results: list[Result]) -> str:
+    lines = ["| collector | offered rec/s | sent records | decoded | stored | stored rec/s | loss % | CPU s / M rec |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in results:
+        offered = "flood" if r.offered_rate == 0 else f"{r.offered_rate:,}"
+        lines.append(f"| {r.collector} | {offered} | {r.sent_records:,} | {r.decoded:,} | {r.stored:,} | "
+                     f"{r.stored_per_s:,.0f} | {r.loss_pct:.2f} | {r.cpu_per_million:.2f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--pcap", type=Path, default=DEFAULT_PCAP, help="pcap(.gz) softflowd turns into NetFlow v9")
+    ap.add_argument("--rates", default="50000,100000,200000,400000,800000,0",
+                    help="offered records/s, comma-separated; 0 = as fast as the sender can")
+    ap.add_argument("--seconds", type=float, default=5.0, help="send time per rate and collector")
+    ap.add_argument("--collectors", default="necoma,nfcapd")
+    ap.add_argument("--json", type=Path, help="also write the results as JSON here")
+    args = ap.parse_args()
+    for tool in ("softflowd", "nfcapd", "nfdump"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} not found (apt-get install softflowd nfdump)")
+    runners = {"necoma": run_necoma, "nfcapd": run_nfcapd}
+    with tempfile.TemporaryDirectory(prefix="bench-collect-") as tmp:
+        work = Path(tmp)
+        datagrams = capture_v9(args.pcap, work)
+        per = v9_data_records(datagrams)
+        print(f"captured {len(datagrams)} NetFlow v9 datagrams, {sum(per)} data records "
+              f"({sum(per) / len(datagrams):.1f} per datagram) from {args.pcap.name}", flush=True)
+        results: list[Result] = []
+        for rate in [int(r) for r in args.rates.split(",")]:
+            for name in args.collectors.split(","):
+                r = runners[name](work, datagrams, per, rate, args.seconds)
+                results.append(r)
+                print(f"{name:7s} offered {rate or 'flood'!s:>8}: sent {r.sent_records:,} stored {r.stored:,} "
+                      f"({r.loss_pct:.2f}% loss) {r.stored_per_s:,.0f} rec/s, "
+                      f"{r.cpu_per_million:.2f} CPU s/M", flush=True)
+    print()
+    print(table(results))
+    best = {n: max((r.stored_per_s for r in results if r.collector == n and r.loss_pct < 0.01), default=0.0)
+            for n in ("necoma", "nfcapd")}
+    cpu = {n: min((r.cpu_per_million for r in results if r.collector == n and r.stored), default=float("nan"))
+           for n in ("necoma", "nfcapd")}
+    print(f"\nhighest loss-free stored rate: necoma {best['necoma']:,.0f} rec/s, nfcapd {best['nfcapd']:,.0f} rec/s"
+          + (f" (ratio {best['necoma'] / best['nfcapd']:.2f})" if best["nfcapd"] else ""))
+    print(f"lowest CPU s per million records: necoma {cpu['necoma']:.2f}, nfcapd {cpu['nfcapd']:.2f}")
+    if args.json:
+        args.json.write_text(json.dumps([{**asdict(r), "loss_pct": r.loss_pct, "stored_per_s": r.stored_per_s,
+                                          "cpu_per_million": r.cpu_per_million} for r in results], indent=1))
+
+
+if __name__ == "__main__":
+    main()
