@@ -303,7 +303,7 @@ def _render_slow(buf: np.ndarray, rtype: int, start: int, length: int) -> str:
         while i < len(raw):
             s = raw[i + 1 : i + 1 + raw[i]]
             i += 1 + raw[i]
-            out.append('"' + "".join(chr(c) if 0x20 <= c <= 0x7E and c not in (0x22, 0x5C) else f"\\{c:03d}"
-                                     for c in s) + '"')
+            out.append('"' + "".join(("\\" + chr(c)) if c in (0x22, 0x5C) else chr(c) if 0x20 <= c <= 0x7E
+                                     else f"\\{c:03d}" for c in s) + '"')  # as dig prints it
         return " ".join(out)
     return raw.hex()
