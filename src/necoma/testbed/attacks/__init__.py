@@ -14,7 +14,7 @@ from importlib import import_module
 # attack name -> module under necoma.testbed.attacks
 ATTACKS = (
     "zeus_dga", "dga_other", "ntp_amplification", "dns_amplification", "udp_fragmentation", "ssl_scan",
-    "heavy_hitter", "phishing", "dns_failure",
+    "heavy_hitter", "phishing", "dns_failure", "reflection",
 )
 
 
