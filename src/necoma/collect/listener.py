@@ -144,8 +144,6 @@ class Collector:
             pass
         finally:
             self.state = "stopping"
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(sig)
             flusher.cancel()
             await asyncio.gather(flusher, return_exceptions=True)
             for ep in udp:
@@ -157,10 +155,16 @@ class Collector:
             if metrics is not None:
                 metrics.close()
             self._pool.shutdown(wait=True)
+            # Only now: a second Ctrl-C during the final flush must not interrupt it.
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
         return dict(self._w.rows_written)
 
     def _on_signal(self, sig: signal.Signals, stop: asyncio.Event) -> None:
-        log.info("%s: flushing and stopping", signal.Signals(sig).name)
+        if stop.is_set() or self.state != "running":
+            log.info("%s: already stopping, still flushing", signal.Signals(sig).name)
+        else:
+            log.info("%s: flushing and stopping", signal.Signals(sig).name)
         stop.set()
 
     async def _flush_loop(self, stop: asyncio.Event) -> None:
