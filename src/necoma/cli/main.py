@@ -9,6 +9,7 @@ import typer
 from necoma.cli import collect_cmd, config_cmd, import_cmd, query_cmd, run_cmd
 from necoma.cli import admin_cmd, serve_cmd
 from necoma.cli import analyze_cmd
+from necoma.cli import testbed_cmd
 
 app = typer.Typer(
     name="necoma",
@@ -39,6 +40,8 @@ app.command("serve")(serve_cmd.serve)
 app.command("collect")(collect_cmd.collect)
 app.command("analyze")(analyze_cmd.analyze)
 app.add_typer(analyze_cmd.alerts_app, name="alerts")
+app.add_typer(testbed_cmd.app, name="testbed")
+app.command("eval")(testbed_cmd.eval_cmd)
 
 
 def main() -> None:
