@@ -318,3 +318,35 @@ def test_netflow_v9_from_softflowd(tmp_path, collectors, shared_data):
     assert nf["datagrams"] > 0 and nf["records"] == n and st["rows_written"]["flows"] == n
     assert not nf["rejected"] and nf["template_misses"] == 0
     assert c.query("SELECT count(*) FROM syslog")[0][0] == 1
+
+
+@pytest.mark.shared_data
+def test_sflow_from_pmacctd(tmp_path, collectors, shared_data):
+    pytest.importorskip("necoma.collect.sflow", reason="sFlow decoder not in this build yet")
+    require_tool("pmacctd")
+    pcap = shared_data / "pcap" / "lab_mixed.pcap"
+    port = free_port()
+    c = Collector(tmp_path, "--sflow", f"127.0.0.1:{port}", flush=0.5)
+    collectors.append(c)
+    c.wait_listening()
+    conf, log = tmp_path / "pmacctd.conf", tmp_path / "pmacctd.log"
+    conf.write_text(f"daemonize: false\nlogfile: {log}\npcap_savefile: {pcap}\npcap_savefile_wait: true\n"
+                    f"plugins: sfprobe[sf]\nsfprobe_receiver[sf]: 127.0.0.1:{port}\nsampling_rate[sf]: 1\n")
+    pm = subprocess.Popen(["pmacctd", "-f", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 120
+        while "finished reading PCAP" not in (log.read_text() if log.exists() else ""):
+            assert pm.poll() is None and time.time() < deadline, log.read_text() if log.exists() else ""
+            time.sleep(0.2)
+        time.sleep(1.0)
+    finally:
+        pm.send_signal(signal.SIGINT)  # pmacct flushes its samples only on SIGINT
+        pm.wait(30)
+    time.sleep(1.0)
+    assert c.stop(signal.SIGTERM) == 0, c.stderr
+    n_packets, rates = c.query("SELECT count(*), list(DISTINCT sampling_rate) FROM packets")[0]
+    assert n_packets > 0 and rates == [1]
+    assert c.query("SELECT count(*) FROM flows WHERE source = 'sflow'")[0][0] > 0
+    st = c.status()["protocols"]["sflow"]["127.0.0.1"]
+    assert st["datagrams"] > 0 and st["records"] > 0 and st["sequence_gaps"] == 0
+    assert not st["rejected"]
