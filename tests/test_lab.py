@@ -7,7 +7,6 @@ project's setup installs everything and runs as root) a missing piece fails.
 """
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from pathlib import Path
@@ -111,14 +110,20 @@ def test_exporter_produced_netflow(lab_run):
 
 def test_truth_and_lake(lab_run):
     from necoma.testbed.lab import AMP_NAME, default_plan
+    from necoma.testbed.scoring import SPECS
+    from necoma.testbed.truth import load_truth
 
     plan, result = default_plan(), lab_run["result"]
-    truth = json.loads(Path(result.files["truth"]).read_text())
+    truth = load_truth(result.rundir)  # the generated scenarios' format, so `eval` can score a lab run
     kinds = {a["kind"]: a for a in truth["attacks"]}
+    assert set(kinds) == {"dns_amplification", "udp_fragmentation", "ssl_scan"}
+    assert set(kinds) <= {k for spec in SPECS.values() for k in spec.kinds}
     amp = kinds["dns_amplification"]
     assert amp["victims"] == [plan.ip("victim")] and amp["amplifiers"] == [plan.ip("resolver")]
     assert amp["domains"] == [AMP_NAME] and amp["start"] < amp["end"]
-    assert kinds["udp_fragmentation_flood"]["victims"] == [plan.ip("victim")]
+    assert kinds["udp_fragmentation"]["victims"] == [plan.ip("victim")]
+    assert kinds["ssl_scan"]["scanners"] == [plan.ip("attacker")]
+    # ISO 8601 UTC with milliseconds throughout, so text order is time order.
     assert truth["start"] <= min(a["start"] for a in truth["attacks"])
     assert truth["end"] >= max(a["end"] for a in truth["attacks"])
     # The router pcap went through the pcap importer into the lake.

@@ -225,22 +225,28 @@ def _write_truth(st: LabState, result: RunResult, started: dict[str, tuple[float
     span = {k: (t, ended[k] + DRAIN_SECONDS) for k, (t, _) in started.items()}
     if "start" in sent:  # the spoofer's own clock: when the first and last query left
         span["spoof"] = (sent["start"], sent["end"] + DRAIN_SECONDS)
-    attacks = [
-        truth_mod.Attack("dns_amplification", *span["spoof"], attackers=[attacker], victims=[victim],
-                         amplifiers=[resolver_ip], domains=[AMP_NAME],
-                         details={"qtype": "TXT", "queries_sent": sent.get("sent", 0), "spoofed_source": victim,
-                                  "edns_udp_size": 4096}),
-        truth_mod.Attack("udp_fragmentation_flood", *span["frag"], attackers=[attacker], victims=[victim],
-                         details={"packets": max(1, int(opts.frag_rate * opts.seconds)), "payload": 1200, "mtu": 400,
-                                  "dport": 9}),
-    ]
-    if "scan" in span:
-        attacks.append(truth_mod.Attack("tls_scan", *span["scan"], attackers=[attacker], scanners=[attacker],
-                                        victims=[plan.victim_site], details={"ports": [443], "targets": plan.victim_site}))
     hosts = {role: plan.ip(role) for role in plan.links} | {"router": plan.links["victim"].router_ip}
-    truth = truth_mod.Truth("lab-dns-amplification", min(a.start for a in attacks), max(a.end for a in attacks),
-                            attacks, hosts,
-                            lab_id=st.lab_id, files={k: Path(v).name for k, v in result.files.items()})
+    truth = truth_mod.LabTruth("lab-dns-amplification", opts.seed, st.lab_id, hosts, files={
+        "router.pcap": "every packet entering the router (tcpdump -i any inbound, Linux cooked)",
+        "victim.pcap": "every packet at the victim's interface",
+        "export.pcap": "NetFlow v9 datagrams from pmacctd in the router, as the collector received them",
+        "nfcapd": "the same flows as stored by nfcapd (nfdump -R)"},
+        exporters={plan.links["collector"].router_ip: {"format": "netflow9", "sampling_rate": 1,
+                                                       "file": "export.pcap"}})
+    # The attacker is named although its address never appears as a source:
+    # detectors are scored on the victim and the amplifier (scoring.SPECS).
+    truth.add("dns_amplification", *span["spoof"], attackers=[attacker], victims=[victim], amplifiers=[resolver_ip],
+              domains=[AMP_NAME], details={"qtypes": [16], "queries_sent": sent.get("sent", 0),
+                                            "spoofed_source": victim, "edns_udp_size": 4096,
+                                            "fragments_per_response": 3, "victim_sent_queries": False})
+    truth.add("udp_fragmentation", *span["frag"], attackers=[attacker], victims=[victim],
+              details={"datagrams": max(1, int(opts.frag_rate * opts.seconds)), "udp_length": 1208,
+                       "fragment_mtu": 400, "fragments_per_datagram": 4, "dport": 9})
+    if "scan" in span:
+        site_size = 2 ** (32 - int(plan.victim_site.split("/")[1]))
+        truth.add("ssl_scan", *span["scan"], scanners=[attacker],
+                  details={"ports": [443], "targets": site_size, "target_prefixes_24": 1,
+                           "target_network": plan.victim_site})
     truth_mod.write(truth, result.rundir / "truth.json")
 
 

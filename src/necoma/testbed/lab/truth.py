@@ -1,51 +1,46 @@
-"""`truth.json` of a lab run: what was injected, by whom, at whom, when.
+"""`truth.json` of a lab run, in the generated scenarios' layout (`necoma.testbed.truth`).
 
-Same spirit as the generated scenarios' truth (see `necoma.testbed.model`):
-one entry per attack with its kind, start and end (float epoch seconds, UTC)
-and the entities a detector is expected to name — attackers, victims,
-amplifiers, scanners, domains. In the lab these are measured, not planned:
-start and end are when the tools actually ran.
+Same format, same attack kinds and entity fields as `necoma testbed generate`,
+so `necoma.testbed.evaluate.evaluate_lake(lake, RUNDIR)` scores detectors on a
+lab run exactly as on a generated scenario. What differs: the times are
+measured (when the tools actually sent), not planned, and `source` is "lab".
 """
 from __future__ import annotations
 
-import json
-import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
-
-@dataclass
-class Attack:
-    kind: str
-    start: float
-    end: float
-    attackers: list[str] = field(default_factory=list)
-    victims: list[str] = field(default_factory=list)
-    amplifiers: list[str] = field(default_factory=list)
-    scanners: list[str] = field(default_factory=list)
-    domains: list[str] = field(default_factory=list)
-    #: Kind-specific facts (qtype, ports, packets sent...), for people and for eval's notes.
-    details: dict = field(default_factory=dict)
+from necoma.testbed.truth import ENTITY_FIELDS, attack_record, iso, write_truth
 
 
 @dataclass
-class Truth:
+class LabTruth:
     scenario: str
-    start: float
-    end: float
-    attacks: list[Attack]
-    #: Every lab host by role, so eval can tell an attacker from a bystander.
+    seed: int
+    lab_id: str
+    #: Every lab host by role, so a reader can tell an attacker from a bystander.
     hosts: dict[str, str]
-    source: str = "lab"
-    lab_id: str = ""
+    attacks: list[dict] = field(default_factory=list)
+    exporters: dict[str, dict] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
 
+    def add(self, kind: str, start: float, end: float, details: dict | None = None, **entities: list[str]) -> None:
+        self.attacks.append(attack_record(kind, start, end, details, **entities))
+
     def to_json(self) -> dict:
-        return asdict(self)
+        starts = [datetime.fromisoformat(a["start"].replace("Z", "+00:00")) for a in self.attacks]
+        ends = [datetime.fromisoformat(a["end"].replace("Z", "+00:00")) for a in self.attacks]
+        t0 = min(starts).timestamp()
+        return {
+            "format": 1, "source": "lab", "scenario": self.scenario, "seed": self.seed, "scale": 1.0,
+            "lab_id": self.lab_id, "day": datetime.fromtimestamp(t0, timezone.utc).date().isoformat(),
+            "start": iso(t0), "end": iso(max(ends).timestamp()), "hosts": self.hosts,
+            "exporters": self.exporters, "files": self.files, "entity_fields": list(ENTITY_FIELDS),
+            "benign": {}, "attacks": sorted(self.attacks, key=lambda a: (a["start"], a["kind"])),
+        }
 
 
-def write(truth: Truth, path: Path) -> Path:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(truth.to_json(), indent=2) + "\n")
-    os.replace(tmp, path)
+def write(truth: LabTruth, path: Path) -> Path:
+    write_truth(path, truth.to_json())  # also numbers the attacks: dns_amplification-1, ...
     return path
