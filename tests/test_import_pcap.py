@@ -8,7 +8,6 @@ import struct
 import subprocess
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -18,6 +17,7 @@ from necoma.collect.capture_file import CaptureReader
 from necoma.collect.flowagg import FlowAggregator
 from necoma.collect.importing import ImportFailed, run_import
 from necoma.collect.packet import decode_frames
+from necoma.config import Settings
 from necoma.lake.catalog import connect
 from tests.conftest import require_tool
 
@@ -216,13 +216,12 @@ def test_truncated_copy_imports_up_to_the_cut(shared_data, settings, tmp_path):
     cut = tmp_path / "cut.pcap"
     cut.write_bytes(data[: pos + 20])
     report = run_import("pcap", cut, settings)
-    assert sum(1 for _ in range(1)) and report.rows["packets"] + 0 <= 30000
     frames_ip = report.rows["packets"]
+    assert 29000 < frames_ip <= 30000  # the IP frames among the 30000 complete records
     assert any(f"record 30001 at byte {pos}" in note for note in report.notes), report.notes
     # the same 30000 records, imported from a clean cut, give the same rows
     clean = tmp_path / "clean.pcap"
     clean.write_bytes(data[:pos])
-    from necoma.config import Settings
     other = Settings(data_dir=tmp_path / "other")
     assert run_import("pcap", clean, other).rows["packets"] == frames_ip
     assert not any("stopped" in note for note in run_import("pcap", clean, other, force=True).notes)

@@ -42,10 +42,12 @@ def read_names(buf: np.ndarray, msg: np.ndarray, mend: np.ndarray, pos: np.ndarr
     Pointers must point strictly backwards, which rules out loops.
     """
     k = len(pos)
-    cur = pos.astype(np.int64).copy()
+    cur0 = pos.astype(np.int64)
+    cur = cur0.copy()
     after = np.full(k, -1, np.int64)
     err = np.zeros(k, np.int8)
     wire_len = np.zeros(k, np.int64)  # bytes of labels incl. length octets, for the 255 limit
+    jumped = np.zeros(k, bool)  # a compression pointer was followed
     active = np.arange(k)
     seg_row, seg_src, seg_len = [], [], []
     for _ in range(MAX_NAME_STEPS):
@@ -69,6 +71,7 @@ def read_names(buf: np.ndarray, msg: np.ndarray, mend: np.ndarray, pos: np.ndarr
         p, cp, target = p[~bad], cp[~bad], target[~bad]
         after[p] = np.where(after[p] < 0, cp + 2, after[p])
         cur[p] = target
+        jumped[p] = True
         # ordinary label
         lab = (ln > 0) & (ln < 0x40)
         a, ca, la = active[lab], c[lab], ln[lab]
@@ -91,45 +94,62 @@ def read_names(buf: np.ndarray, msg: np.ndarray, mend: np.ndarray, pos: np.ndarr
         err[active] = NAME_TOO_LONG
     if not text:
         return None, after, err
-    return _names_text(buf, k, seg_row, seg_src, seg_len, err), after, err
+    return _names_text(buf, k, cur0, jumped, seg_row, seg_src, seg_len, err), after, err
 
 
-def _names_text(buf, k, seg_row, seg_src, seg_len, err) -> pa.StringArray:
+_LOWER = np.arange(256, dtype=np.uint8)
+_LOWER[65:91] += 32
+_ODD = np.ones(256, bool)  # bytes a name shows escaped: not printable, or '.' / '\\' inside a label
+_ODD[0x21:0x7F] = False
+_ODD[[0x2E, 0x5C]] = True
+
+
+def _names_text(buf, k, pos, jumped, seg_row, seg_src, seg_len, err) -> pa.StringArray:
     row = np.concatenate(seg_row) if seg_row else np.zeros(0, np.int64)
     src = np.concatenate(seg_src) if seg_src else np.zeros(0, np.int64)
     ln = np.concatenate(seg_len) if seg_len else np.zeros(0, np.int64)
-    order = np.argsort(row, kind="stable")  # by name, labels in reading order
-    row, src, ln = row[order], src[order], ln[order]
+    ok = err == 0
     nlab = np.bincount(row, minlength=k)
     out_len = np.bincount(row, weights=ln + 1, minlength=k).astype(np.int64) - (nlab > 0)
-    out_len[err != 0] = 0
+    out_len[~ok] = 0
     starts = np.cumsum(out_len) - out_len
-    # each label lands after the previous ones of its name plus one dot each
-    step = ln + 1
-    csum = np.cumsum(step) - step
-    first_seg = np.cumsum(nlab) - nlab  # index of each name's first label (row is sorted)
-    dst = starts[row] + csum - csum[first_seg[row]]
-    keep = err[row] == 0
-    src_i, dst_i = ragged_arange(src[keep], ln[keep]), ragged_arange(dst[keep], ln[keep])
-    out = np.full(int(out_len.sum()), ord("."), np.uint8)
-    b = buf[src_i]
-    out[dst_i] = b
-    upper = (out >= 65) & (out <= 90)
-    out[upper] += 32
-    names = strings_from_bytes(out, out_len, err == 0)
-    # bytes that are not printable ASCII, and dots or backslashes inside labels, are escaped
-    odd = (b < 0x21) | (b > 0x7E) | (b == 0x2E) | (b == 0x5C)
-    if odd.any():
-        rows = np.unique(np.repeat(row[keep], ln[keep])[odd])
-        lo, hi = np.searchsorted(row, rows), np.searchsorted(row, rows, "right")
-        fixed = [_escaped(buf, src[a:b], ln[a:b]) for a, b in zip(lo, hi)]
-        names = pc.replace_with_mask(names, pa.array(np.isin(np.arange(k), rows)), pa.array(fixed, pa.string()))
+    if not (ok & jumped).any():
+        # no pointer followed: each name is one contiguous run of the buffer whose
+        # inner length octets become dots - one copy per name, no sorting
+        out = buf[ragged_arange(pos + 1, out_len)]
+        inner = ok[row] & (src - 1 > pos[row])
+        dots = starts[row[inner]] + src[inner] - pos[row[inner]] - 2
+        out[dots] = ord("a")  # placeholder so that only the label bytes are checked below
+        odd = _ODD[out]
+        out[dots] = ord(".")
+        odd_rows = np.unique(np.searchsorted(starts + out_len, np.flatnonzero(odd), "right")) if odd.any() else []
+    else:
+        order = np.argsort(row, kind="stable")  # by name, labels in reading order
+        row, src, ln = row[order], src[order], ln[order]
+        # each label lands after the previous ones of its name plus one dot each
+        step = ln + 1
+        csum = np.cumsum(step) - step
+        first_seg = np.cumsum(nlab) - nlab  # index of each name's first label (row is sorted)
+        dst = starts[row] + csum - csum[first_seg[row]]
+        keep = ok[row]
+        src_i, dst_i = ragged_arange(src[keep], ln[keep]), ragged_arange(dst[keep], ln[keep])
+        out = np.full(int(out_len.sum()), ord("."), np.uint8)
+        b = buf[src_i]
+        out[dst_i] = b
+        odd = _ODD[b]
+        odd_rows = np.unique(np.repeat(row[keep], ln[keep])[odd]) if odd.any() else []
+    names = strings_from_bytes(_LOWER[out], out_len, ok)
+    if len(odd_rows):
+        names = pc.replace_with_mask(names, pa.array(np.isin(np.arange(k), odd_rows)),
+                                     pa.array([_escaped(buf, row, src, ln, r) for r in odd_rows], pa.string()))
     return names
 
 
-def _escaped(buf: np.ndarray, srcs: np.ndarray, lens: np.ndarray) -> str:
+def _escaped(buf: np.ndarray, row: np.ndarray, src: np.ndarray, ln: np.ndarray, r: int) -> str:
+    """Presentation form of one name with \\DDD escapes (slow path, rare names only)."""
     labels = []
-    for s, n in zip(srcs, lens):
+    sel = row == r
+    for s, n in zip(src[sel], ln[sel]):
         raw = bytes(buf[s : s + n]).lower()
         labels.append("".join(chr(c) if 0x21 <= c <= 0x7E and c not in (0x2E, 0x5C) else f"\\{c:03d}" for c in raw))
     return ".".join(labels)
@@ -194,26 +214,26 @@ def parse_messages(buf: np.ndarray, msg: np.ndarray, mend: np.ndarray) -> Messag
                     qname, qtype, qclass, edns, answers, {r: i for r, i in problems.items() if len(i)})
 
 
-def _answer_names(buf, msg, mend, pos, qname):
-    """Answer owner names; most are a pointer to the question name (0xC00C), reused as is."""
-    to_q = (u16(buf, pos) == 0xC00C) & (pos + 2 <= mend) & pc.is_valid(qname).to_numpy(zero_copy_only=False)
-    if to_q.all():
-        return qname, pos + 2, np.zeros(len(pos), np.int8)
+def _answer_names(buf, msg, mend, pos, q_valid):
+    """Answer owner names. Most are a pointer to the question name (0xC00C): those are
+    only flagged (`to_q`) and filled from the question later; the others are read here."""
+    to_q = (u16(buf, pos) == 0xC00C) & (pos + 2 <= mend) & q_valid
+    after, err = pos + 2, np.zeros(len(pos), np.int8)
     other = np.flatnonzero(~to_q)
-    names, after, err = read_names(buf, msg[other], mend[other], pos[other])
-    after_all, err_all = pos + 2, np.zeros(len(pos), np.int8)
-    after_all[other], err_all[other] = after, err
-    return scatter_strings([(np.flatnonzero(to_q), qname.filter(pa.array(to_q))), (other, names)], len(pos)), \
-        after_all, err_all
+    names = None
+    if len(other):
+        names, after[other], err[other] = read_names(buf, msg[other], mend[other], pos[other])
+    return to_q, names, after, err
 
 
 def _walk_records(buf, msg, mend, pos, alive, an, ns, ar, qname):
     """Walk answer, authority and additional records; keep answers and the EDNS size."""
     k = len(msg)
+    q_valid = pc.is_valid(qname).to_numpy(zero_copy_only=False)
     total = np.where(alive, an + ns + ar, 0)
     edns = np.zeros(k, np.uint16)
     problems: dict[str, np.ndarray] = {}
-    ans = {"row": [], "name": [], "type": [], "ttl": [], "rdata": [], "rdlen": []}
+    ans = {"row": [], "to_q": [], "name": [], "type": [], "ttl": [], "rdata": [], "rdlen": []}
     pos = pos.copy()
     live = np.nonzero(total > 0)[0]
     for j in range(min(int(total.max(initial=0)), MAX_RECORDS)):
@@ -224,9 +244,8 @@ def _walk_records(buf, msg, mend, pos, alive, an, ns, ar, qname):
         ia, io = live[is_ans], live[~is_ans]
         after = np.empty(len(live), np.int64)
         err = np.empty(len(live), np.int8)
-        names = None
         if len(ia):  # answer names are kept as text, other owner names only skipped
-            names, after[is_ans], err[is_ans] = _answer_names(buf, msg[ia], mend[ia], pos[ia], qname.take(ia))
+            to_q, names, after[is_ans], err[is_ans] = _answer_names(buf, msg[ia], mend[ia], pos[ia], q_valid[ia])
         if len(io):
             _, after[~is_ans], err[~is_ans] = read_names(buf, msg[io], mend[io], pos[io], text=False)
         rtype, rclass = u16(buf, after), u16(buf, after + 2)
@@ -235,10 +254,12 @@ def _walk_records(buf, msg, mend, pos, alive, an, ns, ar, qname):
         bad = live[~ok]
         if len(bad):
             problems.setdefault("dns: resource record truncated or malformed", []).append(bad)
-        if names is not None:
+        if len(ia):
             sel = ok[is_ans]
-            ans["row"].append(live[is_ans][sel])
-            ans["name"].append(names.filter(pa.array(sel)))
+            ans["row"].append(ia[sel])
+            ans["to_q"].append(to_q[sel])
+            if names is not None:
+                ans["name"].append(names.filter(pa.array(sel[~to_q])))
             for key, v in (("type", rtype), ("ttl", ttl), ("rdata", after + 10), ("rdlen", rdlen)):
                 ans[key].append(v[is_ans][sel])
         opt = ok & (rtype == OPT) & (j >= an[live] + ns[live])
@@ -249,13 +270,16 @@ def _walk_records(buf, msg, mend, pos, alive, an, ns, ar, qname):
     if len(over):
         problems[f"dns: more than {MAX_RECORDS} records, the rest not parsed"] = [over]
     problems = {r: np.concatenate(v) for r, v in problems.items()}
-    return _answer_lists(buf, msg, mend, k, ans), edns, problems
+    return _answer_lists(buf, msg, mend, k, ans, qname), edns, problems
 
 
-def _answer_lists(buf, msg, mend, k, ans) -> pa.ListArray:
+def _answer_lists(buf, msg, mend, k, ans, qname) -> pa.ListArray:
     if ans["row"]:
         row = np.concatenate(ans["row"])
-        name = pa.concat_arrays(ans["name"]) if ans["name"] else pa.array([], pa.string())
+        to_q = np.concatenate(ans["to_q"])
+        fast, other = np.flatnonzero(to_q), np.flatnonzero(~to_q)
+        name = scatter_strings([(fast, qname.take(pa.array(row[fast]))),
+                                (other, pa.concat_arrays(ans["name"] or [pa.array([], pa.string())]))], len(row))
         rtype, ttl, rdata, rdlen = (np.concatenate(ans[c]) for c in ("type", "ttl", "rdata", "rdlen"))
     else:
         row = rdata = rdlen = np.zeros(0, np.int64)
