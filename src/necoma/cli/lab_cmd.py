@@ -73,7 +73,7 @@ def run(
     scenario: str = typer.Argument(..., help="Lab scenario: dns-amplification."),
     seconds: float = typer.Option(5.0, "--seconds", min=0.5, max=600, help="How long the attack tools send."),
     query_rate: float = typer.Option(200.0, "--query-rate", min=1, help="Spoofed DNS queries per second."),
-    frag_rate: float = typer.Option(200.0, "--frag-rate", min=1, help="hping3 fragmented packets per second."),
+    frag_rate: float = typer.Option(1000.0, "--frag-rate", min=1, help="hping3 fragmented packets per second."),
     scan: bool = typer.Option(True, "--scan/--no-scan", help="Also run an nmap SYN scan of port 443."),
     import_pcap: bool = typer.Option(True, "--import/--no-import", help="Import the router pcap into the lake."),
 ) -> None:

@@ -56,7 +56,8 @@ def up(settings: Settings, plan: Plan | None = None) -> tuple[LabState, bool]:
     lab_id = secrets.token_hex(3)
     st = LabState(lab_id=lab_id, workdir=str(workdir), created=time.time(),
                   namespaces={role: f"necoma-{lab_id}-{role}" for role in ROLES},
-                  addresses={role: link.host_ip for role, link in plan.links.items()})
+                  addresses={role: link.host_ip for role, link in plan.links.items()}
+                  | {"resolvers": ",".join(plan.resolvers)})
     try:
         _build(st, plan)
     except BaseException:
@@ -89,14 +90,17 @@ def _build(st: LabState, plan: Plan) -> None:
         st.links.append((router, link.router_if))
         state_mod.save(st)
         netns.sysctl(router, f"net.ipv4.conf.{link.router_if}.rp_filter", 0)
-    # The victim's site: a whole /24 answered by the victim namespace, for the scan.
+    for addr in plan.extra_resolvers:
+        procs.run(["ip", "-n", ns["resolver"], "addr", "add", f"{addr}/{plan.links['resolver'].prefix}",
+                   "dev", plan.links["resolver"].host_if])
+    # The victim's site: a whole prefix answered by the victim namespace, for the scan.
     procs.run(["ip", "-n", ns["victim"], "route", "add", "local", plan.victim_site, "dev", "lo"])
     procs.run(["ip", "-n", router, "route", "add", plan.victim_site, "via", plan.ip("victim")])
     st.addresses["victim_site"] = plan.victim_site
 
     workdir = Path(st.workdir)
     rdir = workdir / "resolver"
-    conf = resolver.write_conf(rdir, plan.ip("resolver"))
+    conf = resolver.write_conf(rdir, plan.resolvers)
     procs.run(["unbound-checkconf", str(conf)])
     st.procs["unbound"] = procs.start("unbound", ns["resolver"], ["unbound", "-d", "-c", str(conf)],
                                       rdir / "unbound.stdout")

@@ -38,10 +38,12 @@ def zone_lines() -> list[str]:
     return lines
 
 
-def render_conf(*, listen: str, workdir: Path) -> str:
+def render_conf(*, listen: list[str], workdir: Path) -> str:
     """unbound.conf for the resolver namespace; all of its files stay in `workdir`."""
     server = [
-        f"interface: {listen}",
+        # One socket per address (not 0.0.0.0), so each answer leaves from the
+        # address that was asked, as from distinct resolvers.
+        *(f"interface: {addr}" for addr in listen),
         "port: 53",
         "do-ip6: no",
         "do-daemonize: no",
@@ -73,7 +75,7 @@ def render_conf(*, listen: str, workdir: Path) -> str:
     return f"server:\n{body}\n\nremote-control:\n    control-enable: no\n"
 
 
-def write_conf(workdir: Path, listen: str) -> Path:
+def write_conf(workdir: Path, listen: list[str]) -> Path:
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / "unbound.conf"
     path.write_text(render_conf(listen=listen, workdir=workdir))

@@ -44,7 +44,9 @@ class RunOptions:
     #: Spoofed queries per second (scapy paces them; the real rate may be a little lower).
     query_rate: float = 200.0
     #: hping3 packets per second; each 1228-byte packet leaves as 4 fragments of <= 400 bytes.
-    frag_rate: float = 200.0
+    #: 1000/s makes 4000 fragments a second: a 3-second run passes the 10 000-fragment
+    #: floor of the udp_fragmentation detector.
+    frag_rate: float = 1000.0
     scan: bool = True
     import_pcap: bool = True
     seed: int = 1
@@ -104,7 +106,7 @@ def _attack(st: LabState, name: str, argv: list[str], logdir: Path) -> Proc:
 def run_dns_amplification(settings: Settings, opts: RunOptions) -> RunResult:
     st = _require_healthy(settings)
     plan = default_plan()
-    victim, resolver_ip = plan.ip("victim"), plan.ip("resolver")
+    victim = plan.ip("victim")
     workdir = Path(st.workdir)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     rundir = workdir / "runs" / f"{stamp}-dns-amplification"
@@ -125,7 +127,8 @@ def run_dns_amplification(settings: Settings, opts: RunOptions) -> RunResult:
         frag_count = max(1, int(opts.frag_rate * opts.seconds))
         started: dict[str, tuple[float, Proc]] = {}
         started["spoof"] = (time.time(), _attack(st, "attack-spoof", [
-            sys.executable, "-m", "necoma.testbed.lab.spoof", "--victim", victim, "--resolver", resolver_ip,
+            sys.executable, "-m", "necoma.testbed.lab.spoof",
+            "--victim", victim, "--resolver", ",".join(plan.resolvers),
             "--qname", AMP_NAME, "--qtype", "TXT", "--rate", str(opts.query_rate),
             "--seconds", str(opts.seconds), "--seed", str(opts.seed)], logs))
         procs.wait_for_log(started["spoof"][1], '"ready"', timeout=60)
@@ -135,9 +138,10 @@ def run_dns_amplification(settings: Settings, opts: RunOptions) -> RunResult:
             "-i", f"u{int(1e6 / opts.frag_rate)}", "-c", str(frag_count), victim], logs))
         if opts.scan:
             started["scan"] = (time.time(), _attack(st, "attack-scan", [
-                # -Pn: no ping sweep first; --max-retries 0 -T4: one SYN per address, a
-                # scanner's fast sweep. -n: no reverse DNS (it would leave the lab).
-                "nmap", "-sS", "-p", "443", "-n", "-Pn", "-T4", "--max-retries", "0", plan.victim_site], logs))
+                # -Pn: no ping sweep first; --max-retries 0 -T4 --min-rate: one SYN per
+                # address, a scanner's fast sweep. -n: no reverse DNS (it would leave the lab).
+                "nmap", "-sS", "-p", "443", "-n", "-Pn", "-T4", "--max-retries", "0", "--min-rate", "2000",
+                plan.victim_site], logs))
         ended = _wait_all(started, timeout=opts.seconds * 3 + 30)
         for key, (_, proc) in started.items():
             code = proc.popen.returncode if proc.popen else None
@@ -220,7 +224,7 @@ def _nfdump_count(nfdir: Path) -> int:
 def _write_truth(st: LabState, result: RunResult, started: dict[str, tuple[float, Proc]],
                  ended: dict[str, float], opts: RunOptions, sent: dict) -> None:
     plan = default_plan()
-    attacker, victim, resolver_ip = plan.ip("attacker"), plan.ip("victim"), plan.ip("resolver")
+    attacker, victim = plan.ip("attacker"), plan.ip("victim")
     # Answers keep arriving for a moment after the last query: the attack ends when they do.
     span = {k: (t, ended[k] + DRAIN_SECONDS) for k, (t, _) in started.items()}
     if "start" in sent:  # the spoofer's own clock: when the first and last query left
@@ -235,7 +239,7 @@ def _write_truth(st: LabState, result: RunResult, started: dict[str, tuple[float
                                                        "file": "export.pcap"}})
     # The attacker is named although its address never appears as a source:
     # detectors are scored on the victim and the amplifier (scoring.SPECS).
-    truth.add("dns_amplification", *span["spoof"], attackers=[attacker], victims=[victim], amplifiers=[resolver_ip],
+    truth.add("dns_amplification", *span["spoof"], attackers=[attacker], victims=[victim], amplifiers=plan.resolvers,
               domains=[AMP_NAME], details={"qtypes": [16], "queries_sent": sent.get("sent", 0),
                                             "spoofed_source": victim, "edns_udp_size": 4096,
                                             "fragments_per_response": 3, "victim_sent_queries": False})
@@ -243,9 +247,9 @@ def _write_truth(st: LabState, result: RunResult, started: dict[str, tuple[float
               details={"datagrams": max(1, int(opts.frag_rate * opts.seconds)), "udp_length": 1208,
                        "fragment_mtu": 400, "fragments_per_datagram": 4, "dport": 9})
     if "scan" in span:
-        site_size = 2 ** (32 - int(plan.victim_site.split("/")[1]))
+        bits = 32 - int(plan.victim_site.split("/")[1])
         truth.add("ssl_scan", *span["scan"], scanners=[attacker],
-                  details={"ports": [443], "targets": site_size, "target_prefixes_24": 1,
+                  details={"ports": [443], "targets": 2 ** bits, "target_prefixes_24": 2 ** max(0, bits - 8),
                            "target_network": plan.victim_site})
     truth_mod.write(truth, result.rundir / "truth.json")
 

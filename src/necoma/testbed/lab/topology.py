@@ -1,9 +1,10 @@
 """The lab's address plan: who lives where, as plain data.
 
 ```
- attacker ── router ── victim  (+ 10.77.20.0/24, the victim's site, answered by the victim ns)
+ attacker ── router ── victim  (+ 10.77.32.0/20, the victim's site, answered by the victim ns)
                │   \
            resolver  collector
+           (8 open-resolver addresses, one Unbound)
 ```
 
 Every address here exists only on veths inside namespaces the lab creates
@@ -50,11 +51,19 @@ class Link:
 class Plan:
     links: dict[str, Link] = field(default_factory=dict)
     #: Extra prefix routed to the victim and answered there (`ip route add local ... dev lo`):
-    #: the victim's "site", what a scanner sweeps.
-    victim_site: str = "10.77.20.0/24"
+    #: the victim's "site", what a scanner sweeps — 16 /24s, as a real sweep crosses many networks.
+    victim_site: str = "10.77.32.0/20"
+    #: More addresses of the resolver namespace, all served by its one Unbound: an
+    #: amplification abuses many open resolvers at once, and detectors count them.
+    extra_resolvers: tuple[str, ...] = ()
 
     def ip(self, role: str) -> str:
         return self.links[role].host_ip
+
+    @property
+    def resolvers(self) -> list[str]:
+        """Every open-resolver address, the link's own first."""
+        return [self.ip("resolver"), *self.extra_resolvers]
 
     @property
     def collector_netflow(self) -> str:
@@ -70,4 +79,4 @@ def default_plan() -> Plan:
         "victim": link("victim", 2, 10),
         "resolver": link("resolver", 3, 53),
         "collector": link("collector", 9, 2),
-    })
+    }, extra_resolvers=tuple(f"10.77.3.{i}" for i in range(54, 61)))
