@@ -106,9 +106,10 @@ class LakeWriter:
         # integer buckets, not pc.strftime per row (that took ~1 s per million rows)
         width = 3_600_000_000 if hourly else 86_400_000_000
         buckets = np.floor_divide(times.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_numpy(), width)
-        for b in np.unique(buckets):
+        uniq = np.unique(buckets)
+        for b in uniq:
             key = datetime.fromtimestamp(int(b) * width / 1e6, timezone.utc).strftime(fmt)
-            part = data.filter(pa.array(buckets == b)) if len(buckets) else data
+            part = data if len(uniq) == 1 else data.filter(pa.array(buckets == b))
             self._write_file(self.root / table / key, part)
         self.rows_written[table] = self.rows_written.get(table, 0) + data.num_rows
 

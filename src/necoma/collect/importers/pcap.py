@@ -21,7 +21,7 @@ from necoma.collect.packet import decode_frames
 from necoma.collect.rejects import Rejects
 from necoma.lake.writer import LakeWriter
 
-CHUNK_BYTES = 64 << 20
+CHUNK_BYTES = 16 << 20  # bounded memory; smaller chunks also stay warmer in cache and overlap writing
 
 
 def import_file(path: Path, writer: LakeWriter, rejects: Rejects, *, chunk_bytes: int = CHUNK_BYTES,
