@@ -256,9 +256,11 @@ def _dns(buf, f, rejects, frame_base, rows):
     if len(cand) == 0:
         return None
     res = parse_messages(buf, msg[cand], mend[cand])
+    snapped = (f["end"] < f["l3"] + f["ip_length"])[cand]  # the capture kept only the frame's head
     for reason, idx in res.problems.items():
-        first = frame_base + int(rows[cand[idx[0]]]) + 1
-        rejects.add(reason, f"frame {first}", len(idx))
+        for sub, why in ((idx[~snapped[idx]], reason), (idx[snapped[idx]], f"{reason} (frame cut by the snap length)")):
+            if len(sub):
+                rejects.add(why, f"frame {frame_base + int(rows[cand[sub[0]]]) + 1}", len(sub))
     f["dns_hdr"][cand] = res.header_ok
     f["dns_q"][cand] = res.question_ok & (res.qdcount > 0)
     f["dns_id"][cand] = res.id
