@@ -369,6 +369,19 @@ def test_ipfix_sequence_counts_records_and_resyncs_on_unknown_templates():
     assert dec.stats.of(EXP).sequence_gaps == 4
 
 
+def test_sequence_numbers_including_own_records_are_not_loss():
+    """softflowd's IPFIX numbers each message with the count after it (24, 56, 88 for 24, 32, 32 records)."""
+    dec = NetflowDecoder()
+    t = fset(2, template(256, V4_FIELDS))
+    dec.feed(ipfix(t, fset(256, v4_record() * 24), seq=24), EXP, EXPORT)
+    dec.feed(ipfix(fset(256, v4_record() * 32), seq=56), EXP, EXPORT)
+    dec.feed(ipfix(fset(256, v4_record() * 32), seq=88), EXP, EXPORT)
+    dec.feed(ipfix(fset(256, v4_record() * 10), seq=98), EXP, EXPORT)
+    assert dec.stats.of(EXP).sequence_gaps == 0
+    dec.feed(ipfix(fset(256, v4_record() * 10), seq=113), EXP, EXPORT)  # 5 lost in that convention
+    assert dec.stats.of(EXP).sequence_gaps == 5
+
+
 def test_drain_builds_one_table_across_batches():
     dec = NetflowDecoder()
     dec.feed(ipfix(fset(2, template(256, V4_FIELDS))), EXP, EXPORT)

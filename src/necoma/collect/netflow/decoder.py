@@ -114,7 +114,7 @@ class NetflowDecoder:
             return False
         source = "ipfix" if h.ipfix else "netflow9"
         problems: list[str] = []
-        records, unknown = 0, False
+        records, flows, unknown = 0, 0, False
         tset, oset = (2, 3) if h.ipfix else (0, 1)
         for s in iter_sets(data, 16 if h.ipfix else 20, h.end, problems):
             if s.set_id == tset or s.set_id == oset:
@@ -122,11 +122,12 @@ class NetflowDecoder:
                 for rec in parse_template_set(data, s.start, s.end, h.ipfix, opt, problems):
                     self._template(exporter, h, rec, opt, st, problems)
             elif s.set_id >= 256:
-                n = self._data_set(exporter, h, source, s.set_id, data[s.start:s.end], received, st, problems)
-                if n is None:
+                got = self._data_set(exporter, h, source, s.set_id, data[s.start:s.end], received, st, problems)
+                if got is None:
                     unknown = True
                 else:
-                    records += n
+                    records += got[0]
+                    flows += 0 if got[1] else got[0]
             else:
                 problems.append("reserved_set_id")
         for p in problems:
@@ -137,7 +138,7 @@ class NetflowDecoder:
         elif unknown:  # IPFIX counts data records: unknown without every template
             self.sequences.forget(stream)
         else:
-            self._gap(st, self.sequences.observe(stream, h.sequence, records))
+            self._gap(st, self.sequences.observe(stream, h.sequence, records, flows))
         return True
 
     # -- sets ----------------------------------------------------------------------
@@ -158,8 +159,8 @@ class NetflowDecoder:
             self._data_set(exporter, held_h, source, rec.tid, item.body, item.received, st, problems)
 
     def _data_set(self, exporter: str, h: Header, source: str, tid: int, body: bytes, received: float,
-                  st: ExporterStats, problems: list[str]) -> int | None:
-        """Records in the set (options records included, as IPFIX sequence numbers count them)."""
+                  st: ExporterStats, problems: list[str]) -> tuple[int, bool] | None:
+        """(records in the set, whether they are options records); None while the template is unknown."""
         tpl = self.templates.get(exporter, h.key, tid)
         if tpl is None:
             st.template_misses += self.pending.add(exporter, PendingSet(received, h.key, tid, body, (h, source)))
@@ -170,7 +171,7 @@ class NetflowDecoder:
             self._apply_options(opts, recs)
             if not clean:
                 problems.append("options_record_truncated")
-            return len(recs)
+            return len(recs), True
         if tpl.variable:
             packed, n, clean = tpl.repack(body)
         else:
@@ -185,7 +186,7 @@ class NetflowDecoder:
             uptime = h.uptime_ms
         self._batches.add(tpl, exporter, h.domain, source, opts, packed, n, Meta(h.export_ms, uptime, opts.rate))
         st.records += n
-        return n
+        return n, False
 
     def _apply_options(self, opts: OptionState, recs: list) -> None:
         for r in recs:

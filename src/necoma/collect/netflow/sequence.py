@@ -9,6 +9,13 @@ source id / observation domain. UDP reorders and exporters restart, so:
 - two consecutive datagrams that both step back and follow each other are a
   restart (the exporter began again from a lower number): resynchronise;
 - anything else is a resynchronisation, never a gap of billions.
+
+Exporters disagree on what they count, so four conventions are accepted and a
+stream sticks to the one its numbers fit: the RFC's (the count before this
+datagram) or the count *including* this datagram's records (softflowd 1.1 in
+IPFIX mode: 24, 56, 88 for messages of 24, 32, 32 records), each counting
+IPFIX options data records or not (softflowd does not). An exporter's
+convention is thereby never reported as loss on every change of datagram size.
 """
 from __future__ import annotations
 
@@ -21,12 +28,24 @@ MAX_GAPS = 32  # open gaps remembered per stream for late datagrams to refill
 
 
 class _Stream:
-    __slots__ = ("next", "late_end", "gaps")
+    __slots__ = ("prev", "prev_counts", "mode", "late_end", "gaps")
 
-    def __init__(self, nxt: int) -> None:
-        self.next = nxt
+    def __init__(self, seq: int, counts: tuple[int, int]) -> None:
+        self.prev = seq  # the last in-order sequence number
+        self.prev_counts = counts  # its (all records, flow records only)
+        self.mode = 0  # index into the conventions of `_deltas`
         self.late_end = -1  # where the last late datagram ended: a second one right after it = restart
         self.gaps: list[list[int]] = []  # [start, end) sequence ranges counted as lost
+
+
+def _deltas(st: _Stream, seq: int, counts: tuple[int, int]) -> tuple[int, ...]:
+    """Distance from the expected number under each convention (0 = in order)."""
+    return (
+        _signed(seq - st.prev - st.prev_counts[0]),  # RFC, all data records
+        _signed(seq - counts[0] - st.prev),  # inclusive, all data records
+        _signed(seq - st.prev - st.prev_counts[1]),  # RFC, options records not counted
+        _signed(seq - counts[1] - st.prev),  # inclusive, options records not counted
+    )
 
 
 class SequenceTracker:
@@ -36,30 +55,35 @@ class SequenceTracker:
         self.max_streams = max_streams
         self._streams: OrderedDict[tuple, _Stream] = OrderedDict()
 
-    def observe(self, stream: tuple, seq: int, count: int) -> int:
-        """Change to the stream's gap count (negative when a late datagram fills a gap)."""
+    def observe(self, stream: tuple, seq: int, count: int, flow_count: int | None = None) -> int:
+        """Change to the stream's gap count (negative when a late datagram fills a gap).
+
+        `count`: records this datagram adds to the numbering; `flow_count`: the same
+        without options records, where an exporter may not count them.
+        """
+        counts = (count, count if flow_count is None else flow_count)
         st = self._streams.get(stream)
-        end = (seq + count) % _M
         if st is None:
             if len(self._streams) >= self.max_streams:
                 self._streams.popitem(last=False)
-            self._streams[stream] = _Stream(end)
+            self._streams[stream] = _Stream(seq, counts)
             return 0
-        d = (seq - st.next) % _M
-        if d >= _M // 2:
-            d -= _M
-        if d == 0:
-            st.next, st.late_end = end, -1
-            return 0
-        if 0 < d <= self.max_jump:
-            st.gaps.append([st.next, st.next + d])
-            del st.gaps[:-MAX_GAPS]
-            st.next, st.late_end = end, -1
+        deltas = _deltas(st, seq, counts)
+        if deltas[st.mode] != 0 and 0 in deltas:
+            st.mode = deltas.index(0)
+        d = deltas[st.mode]
+        n = counts[st.mode >> 1]
+        start = (seq - n) % _M if st.mode & 1 else seq  # number of this datagram's first record
+        if d == 0 or 0 < d <= self.max_jump:
+            if d:
+                st.gaps.append([start - d, start])
+                del st.gaps[:-MAX_GAPS]
+            st.prev, st.prev_counts, st.late_end = seq, counts, -1
             return d
-        if -self.late_window <= d < 0 and st.late_end != seq:
-            st.late_end = end
-            return -_refill(st.gaps, seq, seq + count)
-        st.next, st.late_end, st.gaps = end, -1, []  # restart or wild jump: resynchronise
+        if -self.late_window <= d < 0 and st.late_end != start:
+            st.late_end = (start + n) % _M
+            return -_refill(st.gaps, start, start + n)
+        st.prev, st.prev_counts, st.late_end, st.gaps = seq, counts, -1, []  # restart or wild jump: resync
         return 0
 
     def forget(self, stream: tuple) -> None:
@@ -68,6 +92,11 @@ class SequenceTracker:
 
     def __len__(self) -> int:
         return len(self._streams)
+
+
+def _signed(d: int) -> int:
+    d %= _M
+    return d - _M if d >= _M // 2 else d
 
 
 def _refill(gaps: list[list[int]], start: int, end: int) -> int:
