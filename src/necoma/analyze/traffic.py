@@ -6,10 +6,14 @@ count multiplied by the sampling rate (0 or null counts as 1):
 
     t, src_ip, dst_ip, src_port, dst_port, protocol, tcp_flags,
     pkts, byts, frags (packets that were IP fragments), first_frags
-    (first fragments, packets table only), via ('flows' | 'packets')
+    (first fragments, packets table only), via (the kind of observation)
 
-Detectors group by `via` too and keep, per finding, the source with more
-bytes, so one attack seen by both NetFlow and sFlow is not counted twice.
+`via` separates observations of the same traffic: 'flows' (NetFlow/IPFIX
+records: exporters at different sites see different links, so they add
+up), 'sflow' (flow rows made from sFlow samples, typically a core switch
+seeing the same traffic again) and 'packets-<source>' (sampled packets).
+Detectors group by `via` too and keep, per finding, the observation with
+more bytes, so an attack seen by NetFlow and by sFlow is not counted twice.
 """
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ traffic AS (
            CAST(bytes AS BIGINT) * greatest(coalesce(sampling_rate, 1), 1) AS byts,
            CAST(coalesce(fragments, 0) AS BIGINT) * greatest(coalesce(sampling_rate, 1), 1) AS frags,
            CAST(0 AS BIGINT) AS first_frags,
-           'flows' AS via
+           CASE WHEN source = 'sflow' THEN 'sflow' ELSE 'flows' END AS via
     FROM flows
     WHERE start_time >= :start AND start_time < :end
     UNION ALL
@@ -33,7 +37,7 @@ traffic AS (
                 THEN CAST(greatest(coalesce(sampling_rate, 1), 1) AS BIGINT) ELSE 0 END AS frags,
            CASE WHEN coalesce(fragment_offset, 0) = 0 AND more_fragments
                 THEN CAST(greatest(coalesce(sampling_rate, 1), 1) AS BIGINT) ELSE 0 END AS first_frags,
-           'packets' AS via
+           'packets-' || coalesce(source, '?') AS via
     FROM packets
     WHERE time >= :start AND time < :end
 )"""
