@@ -278,20 +278,29 @@ def test_slow_and_garbage_tcp_clients_do_not_stall_others(tmp_path, collectors):
 
 
 def test_busy_port_and_bad_address_are_clear_errors(tmp_path):
+    from typer.testing import CliRunner
+
+    from necoma.cli.main import app
+
     cfg = tmp_path / "necoma.toml"
     cfg.write_text(f'data_dir = "{tmp_path / "data"}"\n')
-    base = [sys.executable, "-m", "necoma.cli.main", "-c", str(cfg), "collect", "--duration", "5"]
+    runner = CliRunner()
+
+    def run(*args: str):
+        return runner.invoke(app, ["-c", str(cfg), "collect", "--duration", "5", *args])
+
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
         busy.bind(("127.0.0.1", 0))
-        port = busy.getsockname()[1]
-        out = subprocess.run(base + ["--netflow", f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 2 and "address already in use" in out.stderr
+        out = run("--netflow", f"127.0.0.1:{busy.getsockname()[1]}")
+    assert out.exit_code == 2 and "address already in use" in out.output
     for bad, says in [("nonsense", "expected HOST:PORT"), ("127.0.0.1:99999", "port must be"),
                       ("::1:2055", "brackets"), ("example.com:514", "not an IP address")]:
-        out = subprocess.run(base + ["--syslog", bad], capture_output=True, text=True, timeout=60)
-        assert out.returncode == 2 and says in out.stderr, (bad, out.stderr)
-    out = subprocess.run(base[:-2] + ["--stats"], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 1 and "no status file" in out.stderr
+        out = run("--syslog", bad)
+        assert out.exit_code == 2 and says in out.output, (bad, out.output)
+    out = runner.invoke(app, ["-c", str(cfg), "collect"])
+    assert out.exit_code == 2 and "nothing to listen on" in out.output
+    out = runner.invoke(app, ["-c", str(cfg), "collect", "--stats"])
+    assert out.exit_code == 1 and "no status file" in out.output
 
 
 @pytest.mark.shared_data

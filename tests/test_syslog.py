@@ -244,3 +244,16 @@ def test_framer_bad_octet_count_breaks_connection():
     h = SyslogFramer()
     h.feed(b"10 <13>ab")
     assert h.close() == ([], ["truncated message"])
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(max_size=64) | st.sampled_from([b"12 ", b"5 <13>a", b"\n", b"<13>x\n", b"0 ", b"99999 "]),
+                max_size=30), st.integers(8, 64))
+def test_framer_fuzz_never_raises_and_stays_bounded(chunks, max_message):
+    f = SyslogFramer(max_message=max_message)
+    for c in chunks:
+        msgs, rejects = f.feed(c)
+        assert all(len(m) <= max_message + 1 for m in msgs)
+        assert len(f._buf) <= max_message + 64 + 11  # bounded: one message, one read, one count
+        assert set(rejects) <= {"message too long", "bad octet count"}
+    f.close()

@@ -32,6 +32,7 @@ from necoma.lake.writer import LakeWriter
 log = logging.getLogger(__name__)
 
 PROTOCOLS = ("netflow", "sflow", "syslog")
+DRAIN_SECONDS = 1.0  # decoders are drained this often; the lake is written every flush_seconds
 MAX_RETRY_BATCHES = 100  # failed lake writes kept for retry; older ones are dropped, counted in the log
 
 
@@ -86,6 +87,7 @@ class Collector:
         self.listening: dict[str, list[str]] = {}
         self.state = "starting"
         self._w = _WriteState()
+        self._batch: list[tuple[str, pa.Table]] = []  # drained, not yet handed to the writer
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lake-writer")
 
     # ------------------------------------------------------------ lifecycle
@@ -168,16 +170,22 @@ class Collector:
         stop.set()
 
     async def _flush_loop(self, stop: asyncio.Event) -> None:
+        # Drain every DRAIN_SECONDS but write every flush_seconds: a drain runs in
+        # the loop thread (decoders are not thread-safe) and bulk-decodes what was
+        # fed, so many small drains keep each pause in reception short.
+        loop = asyncio.get_running_loop()
+        tick = min(DRAIN_SECONDS, self.cs.flush_seconds)
+        last_write = loop.time()
         while not stop.is_set():
-            await asyncio.sleep(self.cs.flush_seconds)
-            await self.flush()
+            await asyncio.sleep(tick)
+            if loop.time() - last_write >= self.cs.flush_seconds - tick / 2:
+                last_write = loop.time()
+                await self.flush()
+            else:
+                self._drain()
 
-    # ------------------------------------------------------------ flushing
-
-    async def flush(self, final: bool = False) -> None:
-        """Drain every decoder in the loop thread; write the batch in the writer thread."""
+    def _drain(self, final: bool = False) -> None:
         now = time.time()
-        batch: list[tuple[str, pa.Table]] = []
         for proto, dec in self.decoders.items():
             try:
                 # At exit, a time past every template wait: data still waiting for
@@ -186,7 +194,12 @@ class Collector:
             except Exception:  # a decoder bug must not stop collection of the others
                 log.exception("%s decoder failed to drain", proto)
                 continue
-            batch.extend((name, t) for name, t in tables.items() if t.num_rows)
+            self._batch.extend((name, t) for name, t in tables.items() if t.num_rows)
+
+    async def flush(self, final: bool = False) -> None:
+        """Drain every decoder in the loop thread; write the batch in the writer thread."""
+        self._drain(final)
+        batch, self._batch = self._batch, []
         status = self.status()
         loop = asyncio.get_running_loop()
         # Shielded: a cancelled flush loop must not abandon a write half-way.
