@@ -79,8 +79,11 @@ def replay(directory: Path, targets: dict[str, tuple[str, int]], *, speed: float
         info = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
         socks[label] = socket.socket(info[0], socket.SOCK_DGRAM)
         addrs[label] = info[4]
-    merged = heapq.merge(*(((t, label, data) for t, data in items) for label, _, items in streams),
-                         key=lambda x: (x[0], x[1]))
+    def tagged(label: str, items: Iterator) -> Iterator[tuple[float, str, bytes]]:
+        for t, data in items:
+            yield t, label, data
+
+    merged = heapq.merge(*(tagged(label, items) for label, _, items in streams), key=lambda x: (x[0], x[1]))
     stats = ReplayStats(sent={label: 0 for label, _, _ in streams})
     began = time.monotonic()
     origin: float | None = None
