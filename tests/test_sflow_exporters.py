@@ -93,6 +93,7 @@ def pmacctd_export(pcap: Path, tmp: Path, rate: int, tee_port: int | None = None
     rx = UdpReceiver(tee_port)
     rx.start()
     conf, log = tmp / "pmacctd.conf", tmp / "pmacctd.log"
+    log.unlink(missing_ok=True)  # a previous run's "finished reading" must not end this one
     conf.write_text(f"""daemonize: false
 logfile: {log}
 pcap_savefile: {pcap}
