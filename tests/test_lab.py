@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,14 @@ def _count(pcap: str | Path, display_filter: str, *extra: str) -> int:
     return sum(1 for line in out.splitlines() if line.strip())
 
 
+def _clear_of_bin_edge(margin: float = 25.0, width: float = 300.0) -> None:
+    """Wait until the run fits in one 5-minute bin: detectors count per bin, and a
+    few-second attack cut in two by a bin edge may fall below their floors."""
+    into = time.time() % width
+    if into > width - margin:
+        time.sleep(width - into + 0.5)
+
+
 @pytest.fixture(scope="module")
 def lab_run(tmp_path_factory: pytest.TempPathFactory):
     from necoma.testbed import lab
@@ -48,7 +57,8 @@ def lab_run(tmp_path_factory: pytest.TempPathFactory):
         st, created = lab.up(settings)
         again, created_again = lab.up(settings)  # idempotent: the healthy lab is kept
         _, checks = lab.status(settings)
-        result = lab.run(settings, "dns-amplification", lab.RunOptions(seconds=3, query_rate=150, frag_rate=150))
+        _clear_of_bin_edge()
+        result = lab.run(settings, "dns-amplification", lab.RunOptions(seconds=3, query_rate=200, frag_rate=1000))
         _, checks_after = lab.status(settings, probe=False)
         yield {"settings": settings, "state": st, "created": created, "same_lab": again.lab_id == st.lab_id,
                "created_again": created_again, "checks": checks, "checks_after": checks_after, "result": result}
@@ -70,16 +80,20 @@ def test_victim_got_big_dns_answers_it_never_asked_for(lab_run):
     from necoma.testbed.lab import default_plan
 
     plan, result = default_plan(), lab_run["result"]
-    victim, resolver = plan.ip("victim"), plan.ip("resolver")
+    victim, resolvers = plan.ip("victim"), plan.links["resolver"].subnet
     sent = result.counts["spoofed_queries"]
     assert sent >= 300
-    answers = f"ip.src=={resolver} && ip.dst=={victim} && dns.flags.response==1 && !icmp"
+    answers = f"ip.src=={resolvers} && ip.dst=={victim} && dns.flags.response==1 && !icmp"
     big = _count(result.files["victim_pcap"], f"{answers} && udp.length > 512")
     # Nearly every spoofed query brings its ~3.7 kB answer to the victim (allow for a little loss).
     assert big >= sent // 2, (big, sent)
-    assert _count(result.files["victim_pcap"], f"ip.src=={victim} && dns && dns.flags.response==0") == 0
-    # The router's mirror (what goes into the lake) sees the same answers.
+    asked = f"ip.src=={victim} && dns && dns.flags.response==0"
+    assert _count(result.files["victim_pcap"], asked) == 0
+    # The border router's mirror (what goes into the lake) sees the same answers and no query either ...
     assert _count(result.files["router_pcap"], f"{answers} && udp.length > 512") >= sent // 2
+    assert _count(result.files["router_pcap"], asked) == 0
+    # ... while upstream the spoofed queries, "from" the victim, went to the resolvers.
+    assert _count(result.files["internet_pcap"], f"{asked} && ip.dst=={resolvers}") >= sent * 9 // 10
 
 
 def test_victim_got_ipv4_fragments(lab_run):
@@ -88,8 +102,9 @@ def test_victim_got_ipv4_fragments(lab_run):
     plan, pcap = default_plan(), lab_run["result"].files["victim_pcap"]
     victim = plan.ip("victim")
     # Fragmented DNS answers from the resolver (first fragments with MF, later ones with an offset) ...
-    assert _count(pcap, f"ip.src=={plan.ip('resolver')} && ip.dst=={victim} && ip.flags.mf==1") > 100
-    assert _count(pcap, f"ip.src=={plan.ip('resolver')} && ip.dst=={victim} && ip.frag_offset > 0") > 100
+    resolvers = plan.links["resolver"].subnet
+    assert _count(pcap, f"ip.src=={resolvers} && ip.dst=={victim} && ip.flags.mf==1") > 100
+    assert _count(pcap, f"ip.src=={resolvers} && ip.dst=={victim} && ip.frag_offset > 0") > 100
     # ... and hping3's flood: 1228-byte datagrams cut at a 400-byte MTU, 4 fragments each.
     assert _count(pcap, f"ip.src=={plan.ip('attacker')} && ip.dst=={victim} && ip.frag_offset > 0") > 300
 
@@ -102,7 +117,7 @@ def test_exporter_produced_netflow(lab_run):
     decode = ("-d", "udp.port==2055,cflow")
     assert _count(export, "cflow", *decode) >= 1
     # A NetFlow v9 record of the amplified answers: resolver:53 -> victim.
-    assert _count(export, f"cflow.srcaddr=={plan.ip('resolver')} && cflow.dstaddr=={plan.ip('victim')} "
+    assert _count(export, f"cflow.srcaddr=={plan.links['resolver'].subnet} && cflow.dstaddr=={plan.ip('victim')} "
                           "&& cflow.srcport==53", *decode) >= 1
     # The reference collector stored them too.
     assert result.counts["netflow_records_nfcapd"] >= 1
@@ -119,7 +134,7 @@ def test_truth_and_lake(lab_run):
     assert set(kinds) == {"dns_amplification", "udp_fragmentation", "ssl_scan"}
     assert set(kinds) <= {k for spec in SPECS.values() for k in spec.kinds}
     amp = kinds["dns_amplification"]
-    assert amp["victims"] == [plan.ip("victim")] and amp["amplifiers"] == [plan.ip("resolver")]
+    assert amp["victims"] == [plan.ip("victim")] and amp["amplifiers"] == sorted(plan.resolvers)
     assert amp["domains"] == [AMP_NAME] and amp["start"] < amp["end"]
     assert kinds["udp_fragmentation"]["victims"] == [plan.ip("victim")]
     assert kinds["ssl_scan"]["scanners"] == [plan.ip("attacker")]
@@ -128,6 +143,20 @@ def test_truth_and_lake(lab_run):
     assert truth["end"] >= max(a["end"] for a in truth["attacks"])
     # The router pcap went through the pcap importer into the lake.
     assert result.imported.get("dns", 0) > 0, result.notes
+
+
+def test_detectors_find_the_lab_attack(lab_run):
+    """The detectors that exist score the run like a generated scenario (same truth format)."""
+    from necoma.testbed.evaluate import evaluate_lake
+
+    settings, result = lab_run["settings"], lab_run["result"]
+    report = evaluate_lake(settings.lake_path, result.rundir, settings=settings).as_dict()
+    scores = {d["name"]: d for d in report["detectors"]}
+    for name in ("dns_amplifier", "udp_fragmentation", "ssl_scan"):
+        if scores.get(name, {}).get("status") != "scored":
+            continue  # not implemented in this build: nothing to hold it to
+        assert scores[name]["recall"] == 1.0, scores[name]
+        assert not scores[name]["false_positives"], scores[name]
 
 
 def test_down_leaves_nothing(lab_run):

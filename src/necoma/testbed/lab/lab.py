@@ -17,7 +17,7 @@ from necoma.testbed.lab import netns, procs, resolver, sensors
 from necoma.testbed.lab import state as state_mod
 from necoma.testbed.lab.procs import LabError
 from necoma.testbed.lab.state import LabState
-from necoma.testbed.lab.topology import AMP_NAME, ROLES, Plan, default_plan
+from necoma.testbed.lab.topology import AMP_NAME, ROLES, ROUTERS, Plan, default_plan
 
 #: Executables `up` needs; `run` needs the attack tools as well.
 UP_TOOLS = ["ip", "unbound", "unbound-checkconf", "pmacctd", "tcpdump", "nfcapd", "dig", "sysctl"]
@@ -68,7 +68,6 @@ def up(settings: Settings, plan: Plan | None = None) -> tuple[LabState, bool]:
 
 def _build(st: LabState, plan: Plan) -> None:
     ns = st.namespaces
-    router = ns["router"]
     made: dict[str, str] = {}
     st.namespaces = made  # record each namespace as soon as it exists, never before
     for role in ROLES:
@@ -79,23 +78,27 @@ def _build(st: LabState, plan: Plan) -> None:
         # traffic in an idle lab's capture, and none of it is part of a scenario.
         netns.sysctl(ns[role], "net.ipv6.conf.all.disable_ipv6", 1)
         netns.sysctl(ns[role], "net.ipv6.conf.default.disable_ipv6", 1)
-    # The router forwards, and must forward *spoofed* packets (victim source
-    # arriving from the attacker side): reverse-path filtering off, as on an
-    # edge that does not do BCP 38, which is what makes amplification possible.
-    netns.sysctl(router, "net.ipv4.ip_forward", 1)
+    for role in ROUTERS:
+        netns.sysctl(ns[role], "net.ipv4.ip_forward", 1)
+    # `internet` forwards *spoofed* packets (the victim's source arriving from the
+    # attacker's side): no reverse-path filtering, as on the many networks that
+    # do not apply BCP 38, which is what makes amplification possible at all.
     for key in ("all", "default"):
-        netns.sysctl(router, f"net.ipv4.conf.{key}.rp_filter", 0)
+        netns.sysctl(ns["internet"], f"net.ipv4.conf.{key}.rp_filter", 0)
     for role, link in plan.links.items():
-        netns.connect(router, ns[role], link)
-        st.links.append((router, link.router_if))
+        netns.connect(ns[link.parent], ns[role], link)
+        st.links.append((ns[link.parent], link.parent_if))
         state_mod.save(st)
-        netns.sysctl(router, f"net.ipv4.conf.{link.router_if}.rp_filter", 0)
+        if link.parent == "internet":
+            netns.sysctl(ns["internet"], f"net.ipv4.conf.{link.parent_if}.rp_filter", 0)
     for addr in plan.extra_resolvers:
         procs.run(["ip", "-n", ns["resolver"], "addr", "add", f"{addr}/{plan.links['resolver'].prefix}",
                    "dev", plan.links["resolver"].host_if])
     # The victim's site: a whole prefix answered by the victim namespace, for the scan.
     procs.run(["ip", "-n", ns["victim"], "route", "add", "local", plan.victim_site, "dev", "lo"])
-    procs.run(["ip", "-n", router, "route", "add", plan.victim_site, "via", plan.ip("victim")])
+    for role, routes in plan.routes().items():
+        for prefix, via in routes:
+            procs.run(["ip", "-n", ns[role], "route", "add", prefix, "via", via])
     st.addresses["victim_site"] = plan.victim_site
 
     workdir = Path(st.workdir)
@@ -146,15 +149,16 @@ def status_checks(st: LabState, *, probe: bool = True) -> list[Check]:
         checks.append(Check(f"namespace {role}", netns.exists(name), name))
     for ns, ifname in st.links:
         checks.append(Check(f"link {ifname}", netns.exists(ns) and ifname in netns.link_names(ns), ns))
-    router = st.namespaces.get("router")
-    if router and netns.exists(router):
-        fwd = netns.read_sysctl(router, "net.ipv4.ip_forward")
-        checks.append(Check("router forwarding", fwd == "1", f"net.ipv4.ip_forward={fwd}"))
+    for role in ROUTERS:
+        name = st.namespaces.get(role)
+        if name and netns.exists(name):
+            fwd = netns.read_sysctl(name, "net.ipv4.ip_forward")
+            checks.append(Check(f"{role} forwarding", fwd == "1", f"net.ipv4.ip_forward={fwd}"))
     for name, proc in st.procs.items():
         checks.append(Check(f"process {name}", procs.alive(proc), f"pid {proc.pid} in {proc.ns}"))
-    if probe and all(c.ok for c in checks) and "attacker" in st.namespaces:
-        # From the attacker side, so forwarding through the router is checked too.
-        ok, detail = _dig_big(st.namespaces["attacker"], st.addresses["resolver"])
+    if probe and all(c.ok for c in checks) and "victim" in st.namespaces:
+        # From the victim, so the path through both routers is checked too.
+        ok, detail = _dig_big(st.namespaces["victim"], st.addresses["resolver"])
         checks.append(Check("open resolver answers big", ok, detail))
     if not st.complete:
         checks.append(Check("build complete", False, "`up` did not finish; run `lab down` then `lab up`"))

@@ -1,6 +1,6 @@
 """Namespaces, veth pairs, addresses, routes and sysctls, through iproute2.
 
-Veth pairs are created directly inside the lab's namespaces (`ip -n ROUTER link
+Veth pairs are created directly inside the lab's namespaces (`ip -n PARENT link
 add ... peer ... netns HOST`), so no lab interface ever appears in the root
 namespace, even for a moment, and interface names only need to be unique
 within the lab.
@@ -55,15 +55,15 @@ def link_names(ns: str) -> set[str]:
     return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines() if ":" in line}
 
 
-def connect(router_ns: str, host_ns: str, link: Link) -> None:
-    """Create the veth pair for `link`, address both ends, bring them up, route the host via the router."""
-    run(["ip", "-n", router_ns, "link", "add", link.router_if, "type", "veth",
+def connect(parent_ns: str, host_ns: str, link: Link) -> None:
+    """Create the veth pair for `link`, address both ends, bring them up, route the far end via the parent."""
+    run(["ip", "-n", parent_ns, "link", "add", link.parent_if, "type", "veth",
          "peer", "name", link.host_if, "netns", host_ns])
-    run(["ip", "-n", router_ns, "addr", "add", f"{link.router_ip}/{link.prefix}", "dev", link.router_if])
+    run(["ip", "-n", parent_ns, "addr", "add", f"{link.parent_ip}/{link.prefix}", "dev", link.parent_if])
     run(["ip", "-n", host_ns, "addr", "add", f"{link.host_ip}/{link.prefix}", "dev", link.host_if])
-    run(["ip", "-n", router_ns, "link", "set", link.router_if, "up"])
+    run(["ip", "-n", parent_ns, "link", "set", link.parent_if, "up"])
     run(["ip", "-n", host_ns, "link", "set", link.host_if, "up"])
-    run(["ip", "-n", host_ns, "route", "add", "default", "via", link.router_ip])
+    run(["ip", "-n", host_ns, "route", "add", "default", "via", link.parent_ip])
 
 
 def delete_link(ns: str, ifname: str) -> None:

@@ -174,7 +174,8 @@ def run_dns_amplification(settings: Settings, opts: RunOptions) -> RunResult:
     result.counts["frag_packets"] = frag_count
     result.counts["netflow_records_nfcapd"] = _nfdump_count(rundir / "nfcapd")
     result.files = {k: str(rundir / f) for k, f in [
-        ("router_pcap", "router.pcap"), ("victim_pcap", "victim.pcap"), ("export_pcap", "export.pcap"),
+        ("router_pcap", "router.pcap"), ("internet_pcap", "internet.pcap"), ("victim_pcap", "victim.pcap"),
+        ("export_pcap", "export.pcap"),
         ("nfcapd", "nfcapd"), ("truth", "truth.json")]}
     _write_truth(st, result, started, ended, opts, sent)
     if opts.import_pcap:
@@ -229,14 +230,15 @@ def _write_truth(st: LabState, result: RunResult, started: dict[str, tuple[float
     span = {k: (t, ended[k] + DRAIN_SECONDS) for k, (t, _) in started.items()}
     if "start" in sent:  # the spoofer's own clock: when the first and last query left
         span["spoof"] = (sent["start"], sent["end"] + DRAIN_SECONDS)
-    hosts = {role: plan.ip(role) for role in plan.links} | {"router": plan.links["victim"].router_ip}
+    hosts = {role: plan.ip(role) for role in plan.links} | {"router": plan.links["victim"].parent_ip}
     truth = truth_mod.LabTruth("lab-dns-amplification", opts.seed, st.lab_id, hosts, files={
-        "router.pcap": "every packet entering the router (tcpdump -i any inbound, Linux cooked)",
+        "router.pcap": "every packet entering the victim network's border router (tcpdump -i any inbound)",
+        "internet.pcap": "every packet entering the internet router: spoofed queries on their way to the resolvers",
         "victim.pcap": "every packet at the victim's interface",
         "export.pcap": "NetFlow v9 datagrams from pmacctd in the router, as the collector received them",
         "nfcapd": "the same flows as stored by nfcapd (nfdump -R)"},
-        exporters={plan.links["collector"].router_ip: {"format": "netflow9", "sampling_rate": 1,
-                                                       "file": "export.pcap"}})
+        exporters={plan.exporter_ip: {"format": "netflow9", "sampling_rate": 1, "file": "export.pcap",
+                                      "site": "border of the victim's network"}})
     # The attacker is named although its address never appears as a source:
     # detectors are scored on the victim and the amplifier (scoring.SPECS).
     truth.add("dns_amplification", *span["spoof"], attackers=[attacker], victims=[victim], amplifiers=plan.resolvers,

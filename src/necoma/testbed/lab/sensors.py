@@ -2,13 +2,16 @@
 
 One *sensor set* writes into one directory:
 
-- `router.pcap`: every packet as it enters the router (tcpdump `-i any inbound`,
-  Linux cooked framing), the mirror port of a real network; each forwarded
-  packet appears once, not once per interface it crosses;
+- `router.pcap`: every packet as it enters the border router of the victim's
+  network (tcpdump `-i any inbound`, Linux cooked framing), the mirror port of
+  a real network; each forwarded packet appears once, not once per interface;
+- `internet.pcap`: the same for the `internet` router, where the attacker's
+  spoofed queries can be seen on their way to the resolvers (the resolvers'
+  operators' view; the victim's network never sees them);
 - `victim.pcap`: what reached the victim, the ground truth for "did the attack
   arrive" (later enforcement tests compare it before and after a block);
-- pmacctd (pmacct's libpcap probe, `nfprobe` plugin) in the router namespace
-  exporting NetFlow v9 for the same ingress traffic to the collector namespace;
+- pmacctd (pmacct's libpcap probe, `nfprobe` plugin) in the border router
+  exporting NetFlow v9 for its ingress traffic to the collector namespace;
 - `export.pcap`: the export datagrams as the collector received them, captured
   on the collector's link (replayable with tcpreplay, decodable with tshark);
 - nfcapd, the reference collector, writing `nfcapd/` (read with `nfdump -R`).
@@ -45,7 +48,8 @@ CAPTURE_BUFFER_KIB = 32768
 SNAPLEN = 2048
 
 #: Names of the sensor processes, in start order.
-SENSORS = ("collector", "necoma-collect", "export-capture", "router-capture", "victim-capture", "exporter")
+SENSORS = ("collector", "necoma-collect", "export-capture", "router-capture", "internet-capture", "victim-capture",
+           "exporter")
 
 
 def _tcpdump(ifname: str, out: Path, bpf: str, *, linktype: str | None = None) -> list[str]:
@@ -102,11 +106,15 @@ def start_sensors(plan: Plan, ns: dict[str, str], outdir: Path, *,
             "router-capture", ns["router"],
             _tcpdump("any", outdir / "router.pcap", f"inbound and not net {collector_net}", linktype="LINUX_SLL"),
             logs / "router-capture.log")
+        started["internet-capture"] = procs.start(
+            "internet-capture", ns["internet"],
+            _tcpdump("any", outdir / "internet.pcap", "inbound", linktype="LINUX_SLL"),
+            logs / "internet-capture.log")
         started["victim-capture"] = procs.start(
             "victim-capture", ns["victim"],
             _tcpdump(plan.links["victim"].host_if, outdir / "victim.pcap", ""),
             logs / "victim-capture.log")
-        for name in ("export-capture", "router-capture", "victim-capture"):
+        for name in ("export-capture", "router-capture", "internet-capture", "victim-capture"):
             procs.wait_for_log(started[name], "listening on")
         conf = write_pmacct_conf(outdir / "pmacctd.conf", destinations, f"inbound and not net {collector_net}",
                                  outdir / "pmacctd.pid")
@@ -152,6 +160,6 @@ def stop_sensors(sensors: dict[str, Proc], *, settle: float = 1.0) -> list[str]:
         time.sleep(settle)  # the final export datagrams are in flight to the collector
     _stop("collector", signal.SIGTERM)  # nfcapd writes its open file on TERM
     _stop("necoma-collect", signal.SIGINT)  # flushes what it received to the lake
-    for name in ("export-capture", "router-capture", "victim-capture"):
+    for name in ("export-capture", "router-capture", "internet-capture", "victim-capture"):
         _stop(name, signal.SIGINT)
     return notes

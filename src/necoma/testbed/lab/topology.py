@@ -1,23 +1,33 @@
 """The lab's address plan: who lives where, as plain data.
 
 ```
- attacker ── router ── victim  (+ 10.77.32.0/20, the victim's site, answered by the victim ns)
-               │   \
-           resolver  collector
-           (8 open-resolver addresses, one Unbound)
+  attacker ──┐                                ┌── victim (+ 10.77.32.0/20, its site)
+             internet ── upstream ── router ──┤
+  resolver ──┘  (no BCP 38)     (the victim's └── collector
+  (8 open-resolver                border: mirror
+   addresses)                     + NetFlow)
 ```
+
+Two routers, because that is where sensors sit in real networks: `router` is
+the border router of the defended network (the victim's), and its exporter and
+mirror see what that network's operator would see — amplified answers and
+floods arriving, never the attacker's spoofed queries, which travel between
+the attacker and the resolvers across `internet` only. (With a single router
+the spoofed queries, source = victim, would cross the sensor too and look as
+if the victim had asked.)
 
 Every address here exists only on veths inside namespaces the lab creates
 (the root namespace never gets a lab address or link), so two labs on one host
 can use the same plan without colliding: only the namespace names differ.
-The plan is private space that is not routed anywhere else.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-#: Roles that get a namespace, in creation order (the router first: every link hangs off it).
-ROLES: tuple[str, ...] = ("router", "attacker", "victim", "resolver", "collector")
+#: Roles that get a namespace, in creation order.
+ROLES: tuple[str, ...] = ("internet", "router", "attacker", "victim", "resolver", "collector")
+#: Roles that forward packets.
+ROUTERS: tuple[str, ...] = ("internet", "router")
 
 #: UDP port the collector listens on for NetFlow v9 from the router's exporter.
 NETFLOW_PORT = 2055
@@ -33,14 +43,15 @@ AMP_NAME = f"amp.{AMP_ZONE}"
 
 @dataclass(frozen=True)
 class Link:
-    """One veth pair between the router and a host namespace, on its own /24."""
+    """One veth pair from a router (`parent`) to the namespace of `role`, on its own subnet."""
 
-    role: str            # the host namespace at the far end
+    role: str            # the namespace at the far end
+    parent: str          # the router it hangs off
     subnet: str          # e.g. "10.77.1.0/24"
-    router_ip: str       # router side, also the host's default gateway
-    host_ip: str         # host side
-    router_if: str       # interface name inside the router namespace
-    host_if: str = "eth0"  # interface name inside the host namespace
+    parent_ip: str       # router side, also the far end's default gateway
+    host_ip: str         # far end
+    parent_if: str       # interface name inside the parent namespace
+    host_if: str = "eth0"  # interface name inside the far end's namespace
 
     @property
     def prefix(self) -> int:
@@ -69,14 +80,31 @@ class Plan:
     def collector_netflow(self) -> str:
         return f"{self.ip('collector')}:{NETFLOW_PORT}"
 
+    @property
+    def exporter_ip(self) -> str:
+        """Source address of the router's NetFlow export (its side of the collector link)."""
+        return self.links["collector"].parent_ip
+
+    def routes(self) -> dict[str, list[tuple[str, str]]]:
+        """Static routes beyond the default ones: namespace role -> [(prefix, via)]."""
+        up = self.links["router"]
+        victim = self.links["victim"]
+        # The internet reaches the defended network through its border router;
+        # the collector's network is management only and not routed upstream.
+        return {"internet": [(victim.subnet, up.host_ip), (self.victim_site, up.host_ip)],
+                "router": [(self.victim_site, victim.host_ip)]}
+
 
 def default_plan() -> Plan:
-    def link(role: str, third: int, host: int) -> Link:
-        return Link(role, f"10.77.{third}.0/24", f"10.77.{third}.1", f"10.77.{third}.{host}", f"to-{role}")
+    def link(role: str, parent: str, third: int, host: int, parent_if: str | None = None,
+             host_if: str = "eth0", prefix: int = 24) -> Link:
+        return Link(role, parent, f"10.77.{third}.0/{prefix}", f"10.77.{third}.1", f"10.77.{third}.{host}",
+                    parent_if or f"to-{role}", host_if)
 
     return Plan({
-        "attacker": link("attacker", 1, 66),
-        "victim": link("victim", 2, 10),
-        "resolver": link("resolver", 3, 53),
-        "collector": link("collector", 9, 2),
+        "router": link("router", "internet", 0, 2, host_if="upstream", prefix=30),
+        "attacker": link("attacker", "internet", 1, 66),
+        "resolver": link("resolver", "internet", 3, 53),
+        "victim": link("victim", "router", 2, 10),
+        "collector": link("collector", "router", 9, 2),
     }, extra_resolvers=tuple(f"10.77.3.{i}" for i in range(54, 61)))
