@@ -13,6 +13,8 @@ from sqlalchemy.orm import Session
 
 from necoma.exchange import keys
 from necoma.exchange.db import now_us
+from necoma.knowledge.markings import NAMESPACE as _NS
+from necoma.knowledge.markings import identity_id
 from necoma.exchange.models import (
     ROLES,
     ApiKey,
@@ -23,8 +25,6 @@ from necoma.exchange.models import (
     User,
 )
 
-# Fixed namespace so an organization's STIX identity id is the same on every necoma instance.
-_NS = uuid.UUID("6f1b4f8e-5f0c-4d8e-9a3e-2a9c1d7b0e11")
 PUBLIC_TITLE = "public"
 
 
@@ -44,10 +44,6 @@ class Principal:
 
     def at_least(self, role: str) -> bool:
         return ROLES.index(self.role) >= ROLES.index(role)
-
-
-def identity_id(org_name: str) -> str:
-    return f"identity--{uuid.uuid5(_NS, 'org:' + org_name)}"
 
 
 def ensure_public_collection(s: Session, instance: str = "necoma") -> Collection:

@@ -7,6 +7,13 @@ the collection). If any object fails, nothing of the envelope is stored and
 the status resource lists every failure; otherwise all objects go in with one
 transaction. Re-sending a version already stored is a success that stores
 nothing (so retries are safe).
+
+Two kinds of object have ids that are the same for everyone, so nobody owns
+them: cyber observables (SCOs — `ipv4-addr--<uuid5 of the value>`) and the
+well-known TLP marking definitions. A TLP definition already present is not
+stored again. Each organization keeps its own copy of an SCO (with its own
+TLP marking, versioned by date added), so one organization's marking never
+hides or exposes another's.
 """
 from __future__ import annotations
 
@@ -16,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import stix2
+from stix2.registry import STIX2_OBJ_MAPS
 from sqlalchemy import insert, select, tuple_
 from sqlalchemy.orm import Session
 
@@ -26,6 +34,7 @@ from necoma.exchange.models import Collection, Organization, Recipient, Status, 
 from necoma.exchange.timestamps import format_us, parse_us
 
 _CHUNK = 500  # ids per IN (...) lookup; keeps statements under every engine's parameter limit
+SCO_TYPES = frozenset(STIX2_OBJ_MAPS["2.1"]["observables"])
 
 
 class EnvelopeError(Exception):
@@ -44,6 +53,7 @@ class Prepared:
     version_us: int
     tlp: str
     body: str
+    shared: bool  # an SCO: ids are content-derived, every organization keeps its own copy
 
 
 @dataclass
@@ -73,6 +83,8 @@ def prepare(obj: Any, date_added_us: int) -> Prepared:
     """Validate one object; raise ValueError with a readable message if it is not acceptable STIX 2.1."""
     if not isinstance(obj, dict):
         raise ValueError("not a JSON object")
+    if obj.get("type") == "bundle":
+        raise ValueError("a bundle cannot be an object of an envelope")
     if obj.get("spec_version", "2.1") != "2.1":
         raise ValueError(f"spec_version {obj.get('spec_version')!r} not supported (2.1 only)")
     try:
@@ -84,12 +96,13 @@ def prepare(obj: Any, date_added_us: int) -> Prepared:
     return Prepared(
         stix_id=obj["id"], stix_type=obj["type"], spec_version="2.1", version_us=version_us,
         tlp=tlp.level_of(obj), body=json.dumps(obj, separators=(",", ":"), ensure_ascii=False),
+        shared=obj["type"] in SCO_TYPES,
     )
 
 
-def _existing(s: Session, col: Collection, ids: list[str]) -> tuple[dict[str, int], set[tuple[str, int]]]:
-    """Owner org of each id already in the collection, and the (id, version) pairs stored."""
-    owners: dict[str, int] = {}
+def _existing(s: Session, col: Collection, ids: list[str]) -> tuple[dict[str, set[int]], set[tuple[str, int]]]:
+    """Owner orgs of each id already in the collection, and the (id, version) pairs stored."""
+    owners: dict[str, set[int]] = {}
     versions: set[tuple[str, int]] = set()
     for i in range(0, len(ids), _CHUNK):
         chunk = ids[i:i + _CHUNK]
@@ -97,7 +110,7 @@ def _existing(s: Session, col: Collection, ids: list[str]) -> tuple[dict[str, in
             StixObject.collection_id == col.id, StixObject.stix_id.in_(chunk)
         )
         for stix_id, version_us, owner in s.execute(q):
-            owners[stix_id] = owner
+            owners.setdefault(stix_id, set()).add(owner)
             versions.add((stix_id, version_us))
     return owners, versions
 
@@ -134,18 +147,26 @@ def add_envelope(
             continue
         prepared.append(item)
     owners, stored = _existing(s, col, sorted({it.stix_id for it in prepared}))
-    rows, seen, red_ids = [], set(), set()
+    rows, seen, red_ids, seen_sco = [], set(), set(), set()
     for item in prepared:
         key = (item.stix_id, item.version_us)
-        owner = owners.get(item.stix_id, p.org_id)
-        if owner != p.org_id:
+        have = owners.get(item.stix_id, set())
+        if item.stix_id in tlp.WELL_KNOWN_MARKINGS and have:
+            outcome.successes.append({"id": item.stix_id, "version": format_us(item.version_us)})
+            continue  # the same definition for everyone, already here
+        if item.shared:
+            if p.org_id in have or item.stix_id in seen_sco:
+                outcome.successes.append({"id": item.stix_id, "version": format_us(item.version_us)})
+                continue  # this organization has its copy
+            seen_sco.add(item.stix_id)
+        elif have and p.org_id not in have:
             outcome.failures.append({"id": item.stix_id, "version": format_us(item.version_us),
                                      "message": "object id belongs to another organization"})
             continue
         outcome.successes.append({"id": item.stix_id, "version": format_us(item.version_us)})
         if item.tlp == "red":
             red_ids.add(item.stix_id)
-        if key in stored or key in seen:
+        if not item.shared and (key in stored or key in seen):
             continue  # already stored: idempotent success
         seen.add(key)
         rows.append({

@@ -132,15 +132,19 @@ def any_visible(s: Session, p: Principal, col: Collection, stix_id: str) -> bool
     return s.scalar(q) is not None
 
 
-def owner_of(s: Session, col: Collection, stix_id: str) -> int | None:
-    q = select(StixObject.owner_org_id).where(StixObject.collection_id == col.id, StixObject.stix_id == stix_id)
-    return s.scalar(q.limit(1))
+def owns(s: Session, col: Collection, stix_id: str, org_id: int) -> bool:
+    q = select(StixObject.seq).where(StixObject.collection_id == col.id, StixObject.stix_id == stix_id,
+                                     StixObject.owner_org_id == org_id)
+    return s.scalar(q.limit(1)) is not None
 
 
 def delete_versions(s: Session, p: Principal, col: Collection, stix_id: str, f: Filters) -> int:
-    """Delete the versions of `stix_id` that match `f` (default all); the caller checked ownership."""
+    """Delete the caller's versions of `stix_id` that match `f` (default all).
+
+    Only the caller organization's rows go: for an SCO other organizations keep their copies.
+    """
     f.ids, f.after, f.added_after_us = [stix_id], None, None
-    seqs = [r.seq for r in s.scalars(_select(p, col, f))]
+    seqs = [r.seq for r in s.scalars(_select(p, col, f).where(StixObject.owner_org_id == p.org_id))]
     if seqs:
         s.execute(delete(StixObject).where(StixObject.seq.in_(seqs)))
     if not s.scalar(select(StixObject.seq).where(StixObject.collection_id == col.id,

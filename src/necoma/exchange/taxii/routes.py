@@ -180,7 +180,7 @@ def delete_object(request: Request, cid: str, oid: str, p: Principal = Depends(a
         col = _collection(s, p, cid)
         if not query.any_visible(s, p, col, oid):
             raise TaxiiError(404, "Object not found", oid)
-        if not p.at_least("admin") or query.owner_of(s, col, oid) != p.org_id:
+        if not p.at_least("admin") or not query.owns(s, col, oid, p.org_id):
             raise TaxiiError(403, "Forbidden", "only an admin of the owning organization may delete an object")
         query.delete_versions(s, p, col, oid, f)
         s.commit()
