@@ -107,14 +107,19 @@ def test_replay_end_to_end_into_necoma_collect(tmp_path):
     cfg = tmp_path / "necoma.toml"
     cfg.write_text(f'data_dir = "{tmp_path / "collected"}"\n')
     ports = {p: _free_port() for p in ("netflow", "sflow", "syslog")}
-    cmd = [sys.executable, "-m", "necoma.cli.main", "-c", str(cfg), "collect", "--duration", "15",
-           "--flush-seconds", "1"] + [a for p, port in ports.items() for a in (f"--{p}", f"127.0.0.1:{port}")]
+    stats = tmp_path / "collect-stats.json"
+    cmd = [sys.executable, "-m", "necoma.cli.main", "-c", str(cfg), "collect", "--flush-seconds", "1",
+           "--stats-file", str(stats)] + [a for p, port in ports.items() for a in (f"--{p}", f"127.0.0.1:{port}")]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
-        time.sleep(3.0)  # listeners up
-        assert proc.poll() is None, proc.stdout.read()
+        deadline = time.monotonic() + 30
+        while not stats.exists() and time.monotonic() < deadline:  # written once the listeners are up
+            assert proc.poll() is None, proc.stdout.read()
+            time.sleep(0.2)
         replay(directory, {p: ("127.0.0.1", port) for p, port in ports.items()}, speed=None, max_rate=5000)
+        time.sleep(2.0)
+        proc.terminate()  # the collector flushes everything on SIGTERM
         out, _ = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
