@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import random
+
+from necoma.analyze.detectors.dns_failure_graph import DnsFailureGraph, prune
+from necoma.lake.engines import open_engine
+from tests.test_analyze_support import at, dns, run, write_lake
+
+SPAM_BOTS = [f"10.5.0.{i}" for i in range(1, 6)]
+TROJANS = [f"10.6.0.{i}" for i in range(1, 4)]
+
+
+def spam(rng):
+    recipients = [f"shop{i}-mail.{rng.choice(['com', 'net', 'biz'])}" for i in range(40)]
+    rows = []
+    for b in SPAM_BOTS:
+        for name in rng.sample(recipients, 26):
+            rows.append(dns(at(13, rng.randrange(60)), b, name, qtype=15, rcode=3 if hash(name) % 7 else 2))
+    return rows
+
+
+def trojans(rng):
+    names = [f"update-{i}.{tld}" for i, tld in enumerate(["info", "org", "ru", "info", "org", "ru"])]
+    return [dns(at(h, m), t, n, rcode=3) for t in TROJANS for n in names for h in (14, 15) for m in (5, 35)]
+
+
+def noise(rng):
+    rows = []
+    popular = ["www.google.com", "mail.example.com", "api.github.com", "cdn.jsdelivr.net", "login.live.com"]
+    for c in range(60):
+        host = f"10.7.{c // 50}.{c % 50 + 1}"
+        for _ in range(2):  # typos and browser probes: scattered
+            rows.append(dns(at(rng.randrange(24)), host, "".join(rng.choice("abcdefghij") for _ in range(9)), rcode=3))
+        for name in popular:  # every host retries popular names with a mis-set search suffix
+            rows.append(dns(at(rng.randrange(24)), host, f"{name}.corp.example", rcode=3))
+        rows.append(dns(at(rng.randrange(24)), host, "www.google.com", answers=["192.0.2.1"]))  # successes are not failures
+    return rows
+
+
+def test_spam_and_trojan_groups_found_background_not(tmp_path):
+    rng = random.Random(7)
+    write_lake(tmp_path, dns=spam(rng) + trojans(rng) + noise(rng))
+    alerts = run(DnsFailureGraph, tmp_path)
+    groups = sorted((sorted(a.subjects_with("bot")), len(a.subjects_with("domain"))) for a in alerts)
+    assert [g[0] for g in groups] == [SPAM_BOTS, TROJANS]
+    assert groups[1][1] == 6
+    assert groups[0][1] >= 30  # recipient domains failed by at least two bots
+    for a in alerts:
+        assert not any(d.endswith(".corp.example") for d in a.subjects_with("domain"))
+
+
+def test_evidence_gives_fqdn_host_cluster_rows(tmp_path):
+    rng = random.Random(7)
+    write_lake(tmp_path, dns=trojans(rng) + noise(rng))
+    (a,) = run(DnsFailureGraph, tmp_path)
+    with open_engine("duckdb", tmp_path) as eng:
+        rows = eng.query(a.evidence)
+    assert len(rows) == 3 * 6
+    assert set(rows[0]) == {"fqdn", "host", "cluster", "cluster_size", "degree", "failures", "confidence"}
+    assert {r["degree"] for r in rows} == {3} and {r["cluster_size"] for r in rows} == {9}
+    assert {r["failures"] for r in rows} == {4}
+
+
+def test_background_failures_alone_do_not_alert(tmp_path):
+    write_lake(tmp_path, dns=noise(random.Random(3)))
+    assert run(DnsFailureGraph, tmp_path) == []
+
+
+def test_prune_is_repeated_until_stable():
+    edges = {("a", "x"): 1, ("b", "x"): 1, ("a", "y"): 1, ("c", "z"): 1}
+    assert prune(edges, 2, 2) == {}
+    edges.update({("b", "y"): 1})
+    assert set(prune(edges, 2, 2)) == {("a", "x"), ("b", "x"), ("a", "y"), ("b", "y")}
