@@ -73,7 +73,9 @@ class NetflowDecoder:
 
     def drain(self, now: float) -> dict[str, pa.Table]:
         self._expire(now)
-        tables = self._batches.flush()
+        tables, failed = self._batches.flush()
+        for exporter, n in failed:
+            self._reject(exporter, self.stats.of(exporter), "internal_error", n)
         return {"flows": pa.concat_tables(tables)} if tables else {}
 
     # -- extras for the listener and tests -------------------------------------
@@ -181,7 +183,8 @@ class NetflowDecoder:
         if not clean:
             problems.append("data_record_truncated")
         if h.ipfix:
-            uptime = UPTIME_UNKNOWN if opts.init_ms is None else h.export_ms - opts.init_ms
+            # only the low 32 bits matter (IE 21/22 are 32-bit ms), and a hostile init time must not overflow
+            uptime = UPTIME_UNKNOWN if opts.init_ms is None else (h.export_ms - opts.init_ms) % (1 << 32)
         else:
             uptime = h.uptime_ms
         self._batches.add(tpl, exporter, h.domain, source, opts, packed, n, Meta(h.export_ms, uptime, opts.rate))

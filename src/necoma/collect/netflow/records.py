@@ -10,6 +10,7 @@ Python.
 """
 from __future__ import annotations
 
+import logging
 import socket
 from dataclasses import dataclass, field
 
@@ -19,6 +20,8 @@ import pyarrow as pa
 from necoma.collect.netflow import fields as F
 from necoma.collect.netflow.templates import Slot, Template, uint_values
 from necoma.schemas import FLOWS
+
+log = logging.getLogger("necoma.collect.netflow")
 
 BATCH_RECORDS = 65_536  # decode a batch once it holds this many records (bounds raw-byte memory)
 UPTIME_UNKNOWN = -(1 << 62)  # Meta.uptime_ms when the base of relative times is unknown
@@ -64,6 +67,7 @@ class Batches:
     def __init__(self) -> None:
         self._open: dict[tuple[int, str, int, str], _Batch] = {}
         self.tables: list[pa.Table] = []
+        self.failed: list[tuple[str, int]] = []  # (exporter, records) of batches that could not be decoded
 
     def add(self, tpl: Template, exporter: str, domain: int, source: str, options: OptionState | None,
             records: bytes, count: int, meta: Meta) -> None:
@@ -80,14 +84,22 @@ class Batches:
         b.records += count
         if b.records >= BATCH_RECORDS:
             del self._open[key]
-            self.tables.append(decode_batch(b))
+            self._decode(b)
 
-    def flush(self) -> list[pa.Table]:
+    def flush(self) -> tuple[list[pa.Table], list[tuple[str, int]]]:
+        """Tables decoded since the last flush, and what failed to decode (never raises)."""
         for b in self._open.values():
-            self.tables.append(decode_batch(b))
+            self._decode(b)
         self._open.clear()
-        out, self.tables = self.tables, []
-        return out
+        out, failed, self.tables, self.failed = self.tables, self.failed, [], []
+        return out, failed
+
+    def _decode(self, b: "_Batch") -> None:
+        try:
+            self.tables.append(decode_batch(b))
+        except Exception:  # a bug costs this batch, counted by the caller, never the collector
+            log.exception("netflow: could not decode a batch of %d records from %s", b.records, b.exporter)
+            self.failed.append((b.exporter, b.records))
 
 
 def decode_batch(b: _Batch) -> pa.Table:

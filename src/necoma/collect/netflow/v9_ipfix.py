@@ -160,7 +160,11 @@ def parse_options_records(tpl: Template, body: bytes, ipfix: bool) -> tuple[list
 
 
 def sampling_rate(values: dict[int, int]) -> int:
-    """1-in-N from an options record, 0 when it announces none."""
+    """1-in-N from an options record (at most 2^32-1, the column's range), 0 when it announces none."""
+    return min(_sampling_rate(values), 0xFFFFFFFF)
+
+
+def _sampling_rate(values: dict[int, int]) -> int:
     if values.get(F.SAMPLING_INTERVAL_IE):
         return values[F.SAMPLING_INTERVAL_IE]
     if values.get(F.SAMPLER_RANDOM_INTERVAL_IE):
