@@ -36,7 +36,6 @@ _SWITCH = struct.Struct(">IIII")
 
 @dataclass(slots=True)
 class FlowSample:
-    source_id: int  # (type << 24) | index, as in compact samples
     rate: int
     input_if: int | None
     output_if: int | None
@@ -60,18 +59,15 @@ def parse_flow_sample(data: bytes, start: int, end: int, fmt: int) -> FlowSample
     if fmt == FLOW_SAMPLE_EXPANDED:
         if start + _EXPANDED.size > end:
             raise Malformed("truncated_flow_sample")
-        (_, id_type, id_index, rate, _, _, in_fmt, in_val, out_fmt, out_val,
-         n_records) = _EXPANDED.unpack_from(data, start)
+        _, _, _, rate, _, _, in_fmt, in_val, out_fmt, out_val, n_records = _EXPANDED.unpack_from(data, start)
         off = start + _EXPANDED.size
-        sample = FlowSample((id_type & 0xFF) << 24 | (id_index & 0xFFFFFF), rate,
-                            _interface(in_fmt, in_val), _interface(out_fmt, out_val))
+        sample = FlowSample(rate, _interface(in_fmt, in_val), _interface(out_fmt, out_val))
     else:
         if start + _COMPACT.size > end:
             raise Malformed("truncated_flow_sample")
-        _, source_id, rate, _, _, inp, out, n_records = _COMPACT.unpack_from(data, start)
+        _, _, rate, _, _, inp, out, n_records = _COMPACT.unpack_from(data, start)
         off = start + _COMPACT.size
-        sample = FlowSample(source_id, rate, _interface(inp >> 30, inp & UNKNOWN_IF),
-                            _interface(out >> 30, out & UNKNOWN_IF))
+        sample = FlowSample(rate, _interface(inp >> 30, inp & UNKNOWN_IF), _interface(out >> 30, out & UNKNOWN_IF))
     if rate == 0:
         raise Malformed("zero_sampling_rate")  # rows must be scalable by their rate
     check_count(n_records, off, end, "record")
