@@ -165,8 +165,9 @@ def wait_rusage(proc: subprocess.Popen, timeout: float) -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def wait_idle(pid: int, quiet: float = 0.6, timeout: float = 120.0) -> None:
-    """Until the process has used no CPU for `quiet` seconds: it has caught up with its socket."""
+def wait_idle(pid: int, quiet: float = 0.6, timeout: float = 120.0) -> float:
+    """Until the process has used no CPU for `quiet` seconds (it has caught up with its
+    socket); returns when it was last busy (time.time())."""
     last, since, deadline = cpu_seconds(pid), time.time(), time.time() + timeout
     while time.time() < deadline:
         time.sleep(0.1)
@@ -174,7 +175,18 @@ def wait_idle(pid: int, quiet: float = 0.6, timeout: float = 120.0) -> None:
         if now - last > 0.01:
             last, since = now, time.time()
         elif time.time() - since >= quiet:
-            return
+            break
+    return since
+
+
+def udp_drops(port: int) -> int:
+    """Datagrams the kernel dropped for the socket bound to 127.0.0.1:port (receive buffer full)."""
+    want = f"0100007F:{port:04X}"
+    for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
+        f = line.split()
+        if f[1] == want:
+            return int(f[-1])
+    return -1
 
 
 def free_udp_port() -> int:
@@ -192,6 +204,8 @@ class Result:
     decoded: int
     stored: int
     cpu_seconds: float
+    busy_seconds: float  # from the first datagram sent until the collector went idle (incl. its last flush)
+    kernel_drops: int  # datagrams dropped by the kernel (socket buffer full), from /proc/net/udp
 
     @property
     def loss_pct(self) -> float:
@@ -199,6 +213,8 @@ class Result:
 
     @property
     def stored_per_s(self) -> float:
+        """Stored records over the send time. Above a collector's capacity this includes the
+        backlog its socket buffer held when the sender stopped (at most ~8 MiB here)."""
         return self.stored / self.send_seconds if self.send_seconds else 0.0
 
     @property
@@ -219,9 +235,10 @@ def run_necoma(work: Path, datagrams: list[bytes], per: list[int], rate: int, se
         if "collecting:" in line:
             break
     threading.Thread(target=proc.stderr.read, daemon=True).start()
-    cpu0 = cpu_seconds(proc.pid)
+    cpu0, t0 = cpu_seconds(proc.pid), time.time()
     sent, elapsed, sent_records = _send(datagrams, per, port, rate, seconds)
-    wait_idle(proc.pid)
+    busy = wait_idle(proc.pid) - t0
+    drops = udp_drops(port)
     proc.send_signal(signal.SIGTERM)
     cpu = wait_rusage(proc, 300) - cpu0
     status = json.loads((data / "collect-stats.json").read_text())
@@ -229,7 +246,7 @@ def run_necoma(work: Path, datagrams: list[bytes], per: list[int], rate: int, se
     from necoma.lake import connect
 
     stored = connect(data / "lake").execute("SELECT count(*) FROM flows").fetchone()[0]
-    return Result("necoma", rate, sent_records, elapsed, decoded, stored, cpu)
+    return Result("necoma", rate, sent_records, elapsed, decoded, stored, cpu, busy, drops)
 
 
 def run_nfcapd(work: Path, datagrams: list[bytes], per: list[int], rate: int, seconds: float) -> Result:
@@ -244,14 +261,15 @@ def run_nfcapd(work: Path, datagrams: list[bytes], per: list[int], rate: int, se
         if "Startup" in line:
             break
     threading.Thread(target=proc.stdout.read, daemon=True).start()
-    cpu0 = cpu_seconds(proc.pid)
+    cpu0, t0 = cpu_seconds(proc.pid), time.time()
     sent, elapsed, sent_records = _send(datagrams, per, port, rate, seconds)
-    wait_idle(proc.pid)
+    busy = wait_idle(proc.pid) - t0
+    drops = udp_drops(port)
     proc.send_signal(signal.SIGTERM)  # nfcapd flushes its file on SIGTERM
     cpu = wait_rusage(proc, 120) - cpu0
     info = subprocess.run(["nfdump", "-R", str(out), "-I"], capture_output=True, text=True).stdout
     stored = next((int(line.split()[1]) for line in info.splitlines() if line.startswith("Flows:")), 0)
-    return Result("nfcapd", rate, sent_records, elapsed, stored, stored, cpu)
+    return Result("nfcapd", rate, sent_records, elapsed, stored, stored, cpu, busy, drops)
 
 
 def _send(datagrams: list[bytes], per: list[int], port: int, rate: int, seconds: float) -> tuple[int, float, int]:
@@ -265,12 +283,13 @@ def _send(datagrams: list[bytes], per: list[int], port: int, rate: int, seconds:
 
 
 def table(results: list[Result]) -> str:
-    lines = ["| collector | offered rec/s | sent records | decoded | stored | stored rec/s | loss % | CPU s / M rec |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| collector | offered rec/s | sent records | decoded | stored | stored rec/s | loss % "
+             "| kernel drops (datagrams) | CPU s / M rec |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         offered = "flood" if r.offered_rate == 0 else f"{r.offered_rate:,}"
         lines.append(f"| {r.collector} | {offered} | {r.sent_records:,} | {r.decoded:,} | {r.stored:,} | "
-                     f"{r.stored_per_s:,.0f} | {r.loss_pct:.2f} | {r.cpu_per_million:.2f} |")
+                     f"{r.stored_per_s:,.0f} | {r.loss_pct:.2f} | {r.kernel_drops:,} | {r.cpu_per_million:.2f} |")
     return "\n".join(lines)
 
 

@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 UDP_RCVBUF = 32 * 1024 * 1024  # bytes; absorbs bursts while a flush or a slow decode runs
 UDP_BUDGET = 512  # datagrams read per readiness event before yielding to other endpoints
+UDP_CLOSE_BUDGET = 200_000  # datagrams read from the kernel buffer at shutdown, at most
 TCP_READ = 64 * 1024
 TCP_IDLE_SECONDS = 600.0  # a silent TCP sender is disconnected after this long
 TCP_MAX_CONNECTIONS = 512
@@ -137,8 +138,9 @@ class UdpEndpoint:
     def close(self) -> None:
         """Stop, after reading what the kernel already holds: it was received before the stop."""
         self.loop.remove_reader(self.sock.fileno())
-        while self._ready(budget=1 << 30):
-            pass
+        # Bounded: enough for a full 64 MiB buffer of small datagrams, yet a sender
+        # that keeps flooding cannot hold the shutdown forever.
+        self._ready(budget=UDP_CLOSE_BUDGET)
         self.sock.close()
 
 
