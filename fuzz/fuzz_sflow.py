@@ -35,7 +35,6 @@ sys.path.insert(0, str(REPO))
 from necoma.collect.sflow import SflowDecoder  # noqa: E402
 from necoma.collect.sflow.xdr import Malformed, read_header  # noqa: E402
 from necoma.schemas import schema_of  # noqa: E402
-from tests import sflow_encode as enc  # noqa: E402
 from tests.conftest import SHARED_DATA  # noqa: E402
 from tests.test_sflow_fuzz import built_seeds, mutate  # noqa: E402
 

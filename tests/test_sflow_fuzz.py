@@ -14,6 +14,7 @@ What is checked for every datagram:
 from __future__ import annotations
 
 import random
+import shutil
 import struct
 import time
 
@@ -25,6 +26,7 @@ from necoma.collect.sflow import SflowDecoder
 from necoma.collect.sflow.xdr import Malformed, read_header
 from necoma.schemas import schema_of
 from tests import sflow_encode as enc
+from tests.conftest import SHARED_DATA
 
 INTERESTING = (0, 1, 2, 3, 4, 7, 8, 0x7F, 0x80, 0xFF, 0x3FFFFFFF, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFE, 0xFFFFFFFF)
 
@@ -54,8 +56,6 @@ def built_seeds() -> list[bytes]:
 @pytest.fixture(scope="module")
 def seeds(tmp_path_factory) -> list[bytes]:
     out = built_seeds()
-    from tests.conftest import SHARED_DATA
-    import shutil
     pcap = SHARED_DATA / "pcap" / "lab_mixed.pcap"
     if shutil.which("pmacctd") and pcap.exists():
         from tests.test_sflow_exporters import pmacctd_export
