@@ -39,15 +39,17 @@ def inject(sc: Scenario, hosts: Hosts, domains: list[str]) -> list[dict]:
     trojans = sc.take(hosts.site_a, max(3, int(5 * sc.scale ** 0.5)), rng)
     cnc_names = [f"update-{name_gen.chrome_probe(rng)[:6]}.{rng.choice(['info', 'org', 'ru'])}"
                  for _ in range(TROJAN_NAMES)]
+    asked: set[str] = set()
     for bot in trojans:
         t = t0 + float(rng.uniform(0, 300))
         while t < t1:
             name = cnc_names[int(rng.integers(0, TROJAN_NAMES))]
+            asked.add(name)
             add_lookup(sc, rng, t, bot, name, A, 3 if rng.random() < 0.8 else 2, label="dns_failure")
             t += float(rng.uniform(200, 400))
     return [
         attack_record("dns_failure", t0, t1, bots=spam_bots, domains=sorted(failed_spam),
                       details={"pattern": "spam_mx", "qtype": "MX", "recipient_domains": SPAM_DOMAINS}),
-        attack_record("dns_failure", t0, t1, bots=trojans, domains=cnc_names,
+        attack_record("dns_failure", t0, t1, bots=trojans, domains=sorted(asked),
                       details={"pattern": "trojan_cnc", "qtype": "A"}),
     ]
