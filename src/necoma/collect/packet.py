@@ -157,20 +157,20 @@ def _ip_fields(buf, l3, end, wire_ip_len, ihl, is4, rejects, frame_base, rows) -
     m = len(l3)
     is6 = ~is4
     f: dict = {"is4": is4, "l3": l3, "end": end}
-    tot = u16(buf, l3 + 2).astype(np.int64)
-    plen = u16(buf, l3 + 4).astype(np.int64)
+    tot = u16(buf, l3 + 2).astype(np.int64)  # IPv4 total length / IPv6 payload length at +4
+    plen = _either(is4, lambda: tot, lambda: u16(buf, l3 + 4).astype(np.int64) + 40)
     # zero lengths come from TSO/jumbo captures: fall back to the length on the wire
-    ip_len = np.where(is4, np.where(tot > 0, tot, wire_ip_len), np.where(plen > 0, plen + 40, wire_ip_len))
+    ip_len = np.where(np.where(is4, tot, plen - 40) > 0, np.where(is4, tot, plen), wire_ip_len)
     f["ip_length"] = ip_len
     f["pay_end"] = np.minimum(end, l3 + ip_len)  # drops Ethernet padding
-    f["ttl"] = np.where(is4, u8(buf, l3 + 8), u8(buf, l3 + 7))
-    f["tos"] = np.where(is4, u8(buf, l3 + 1), (u16(buf, l3) >> 4) & 0xFF).astype(np.uint8)
+    f["ttl"] = _either(is4, lambda: u8(buf, l3 + 8), lambda: u8(buf, l3 + 7))
+    f["tos"] = _either(is4, lambda: u8(buf, l3 + 1), lambda: ((u16(buf, l3) >> 4) & 0xFF).astype(np.uint8))
     ff = u16(buf, l3 + 6)
     f["frag_off"] = np.where(is4, (ff & 0x1FFF).astype(np.int64) * 8, 0)
     f["mf"] = is4 & ((ff & 0x2000) != 0)
     f["ip_id"] = np.where(is4, u16(buf, l3 + 4), 0).astype(np.int64)
     f["frag_hdr"] = np.zeros(m, bool)
-    proto = np.where(is4, u8(buf, l3 + 9), u8(buf, l3 + 6)).astype(np.int64)
+    proto = _either(is4, lambda: u8(buf, l3 + 9), lambda: u8(buf, l3 + 6)).astype(np.int64)
     l4 = np.where(is4, l3 + ihl, l3 + 40)
     ext_ok = np.ones(m, bool)
     walk = is6 & np.isin(proto, V6_EXT)
@@ -213,6 +213,15 @@ def _ip_fields(buf, l3, end, wire_ip_len, ihl, is4, rejects, frame_base, rows) -
     return f
 
 
+def _either(is4: np.ndarray, v4, v6) -> np.ndarray:
+    """Per-row IPv4 or IPv6 value, reading only the variant present when all rows agree."""
+    if is4.all():
+        return v4()
+    if not is4.any():
+        return v6()
+    return np.where(is4, v4(), v6())
+
+
 def _transport(buf, f, rejects, frame_base, rows) -> None:
     """Ports and TCP flags; ICMP type/code go in dst_port as type*256+code, as NetFlow does."""
     m = len(f["l4"])
@@ -224,12 +233,16 @@ def _transport(buf, f, rejects, frame_base, rows) -> None:
         short = mask & (l4 + need > end)
         _reject(rejects, short, f"{name}: truncated header", frame_base)
         mask &= ~short
-    f["sport"] = np.where(tcp | udp, u16(buf, l4), 0)
-    f["dport"] = np.where(tcp | udp, u16(buf, l4 + 2), np.where(icmp, u16(buf, l4), 0))
+    sport = u16(buf, l4)  # ICMP type and code sit where the source port would be
+    f["sport"] = np.where(tcp | udp, sport, 0)
+    f["dport"] = np.where(tcp | udp, u16(buf, l4 + 2), np.where(icmp, sport, 0))
     f["has_ports"] = tcp | udp | icmp
-    f["tcp_flags"] = np.where(tcp, u8(buf, l4 + 13), 0)
     f["has_flags"] = tcp
-    doff = (u8(buf, l4 + 12) >> 4).astype(np.int64) * 4
+    if tcp.any():
+        f["tcp_flags"] = np.where(tcp, u8(buf, l4 + 13), 0)
+        doff = (u8(buf, l4 + 12) >> 4).astype(np.int64) * 4
+    else:
+        f["tcp_flags"] = doff = np.zeros(m, np.int64)
     f["payload"] = np.where(tcp, l4 + doff, l4 + 8)
     f["tcp_payload_ok"] = tcp & (doff >= 20) & (l4 + doff <= end)
     f["udp"], f["tcp"] = udp, tcp
@@ -290,8 +303,8 @@ def _addresses(buf, f, m):
     is4, l3 = f["is4"], f["l3"]
     i4, i6 = np.flatnonzero(is4), np.flatnonzero(~is4)
     out = []
-    for at4, at6 in ((12, 8), (16, 24)):
-        v4 = ipv4_text(u32(buf, l3[i4] + at4))
+    for col, at6 in ((1, 8), (3, 24)):
+        v4 = ipv4_text((f["keys"][i4, col] & 0xFFFFFFFF).astype(np.uint32))  # the flow key holds it
         v6 = ipv6_text(buf[(l3[i6] + at6)[:, None] + np.arange(16)]) if len(i6) else pa.array([], pa.string())
         out.append(scatter_strings([(i4, v4), (i6, v6)], m) if len(i6) else v4)
     return out
