@@ -45,5 +45,15 @@ def marking_definition(level: Level) -> dict[str, Any]:
     }
 
 
+def stable_uuid4(*parts: str) -> uuid.UUID:
+    """A UUID in version-4 form (STIX requires v4 for SDO/SRO ids) derived from `parts`, not random.
+
+    The same parts give the same id on every run and instance, so re-exporting
+    is versioning, not duplication.
+    """
+    digest = uuid.uuid5(NAMESPACE, "|".join(parts)).bytes
+    return uuid.UUID(bytes=digest, version=4)
+
+
 def identity_id(org_name: str) -> str:
-    return f"identity--{uuid.uuid5(NAMESPACE, 'org:' + org_name)}"
+    return f"identity--{stable_uuid4('org', org_name)}"
