@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich import box
 from rich.table import Table
 
 from necoma.cli.common import console, err_console, fail, settings_from
@@ -14,25 +15,37 @@ from necoma.collect.endpoints import ListenError
 from necoma.collect.metrics import read_status
 
 
+def _ago(t: float, now: float) -> str:
+    """Compact age: 5s, 12m, 3h, else the UTC date."""
+    if not t:
+        return "never"
+    s = max(0.0, now - t)
+    if s < 120:
+        return f"{s:.0f}s"
+    if s < 7200:
+        return f"{s / 60:.0f}m"
+    return f"{s / 3600:.0f}h" if s < 172800 else time.strftime("%Y-%m-%d", time.gmtime(t))
+
+
 def _stats_table(status: dict, path: Path) -> Table:
-    age = time.time() - status.get("updated", 0)
-    table = Table(title=f"necoma collect (pid {status.get('pid')}, {status.get('state')}, "
-                        f"updated {age:.0f} s ago) — {path}")
-    for col, justify in [("protocol", "left"), ("exporter", "left"), ("datagrams", "right"), ("records", "right"),
-                         ("rejected", "right"), ("template misses", "right"), ("sequence gaps", "right"),
-                         ("last seen", "left"), ("rejection reasons", "left")]:
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    now = time.time()
+    table = Table(box=box.SIMPLE_HEAD, collapse_padding=True, title=f"necoma collect: pid {status.get('pid')}, {status.get('state')}, "
+                        f"updated {_ago(status.get('updated', 0), now)} ago ({path})")
+    # Short headers so the table fits 80 columns; addresses fold rather than being cut.
+    for col in ("proto", "exporter", "dgrams", "records", "rejected", "tmpl miss", "seq gaps", "seen ago"):
+        table.add_column(col, justify="left" if col in ("proto", "exporter", "rejected") else "right",
+                         overflow="fold", min_width=9 if col in ("exporter", "rejected") else None)
     for proto, exporters in sorted(status.get("protocols", {}).items()):
         for exp, c in sorted(exporters.items()):
             rejected = c.get("rejected", {})
-            reasons = ", ".join(f"{n} {r}" for r, n in sorted(rejected.items(), key=lambda kv: -kv[1]))
-            seen = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(c["last_seen"])) if c.get("last_seen") else ""
-            table.add_row(proto, exp, str(c.get("datagrams", 0)), str(c.get("records", 0)),
-                          str(sum(rejected.values())), str(c.get("template_misses", 0)),
-                          str(c.get("sequence_gaps", 0)), seen, reasons)
-    rows = ", ".join(f"{n} {t}" for t, n in sorted(status.get("rows_written", {}).items())) or "none"
+            n = sum(rejected.values())
+            why = ", ".join(f"{k} {r}" for r, k in sorted(rejected.items(), key=lambda kv: -kv[1]))
+            table.add_row(proto, exp, f"{c.get('datagrams', 0):,}", f"{c.get('records', 0):,}",
+                          f"{n:,} ({why})" if n else "0", f"{c.get('template_misses', 0):,}",
+                          f"{c.get('sequence_gaps', 0):,}", _ago(c.get("last_seen", 0), now))
+    rows = ", ".join(f"{n:,} {t}" for t, n in sorted(status.get("rows_written", {}).items())) or "none"
     table.caption = (f"rows written: {rows}; flushes {status.get('flushes', 0)}; "
-                     f"write errors {status.get('write_errors', 0)}")
+                     f"write errors {status.get('write_errors', 0)}; pending rows {status.get('pending_rows', 0)}")
     return table
 
 
