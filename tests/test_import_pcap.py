@@ -384,3 +384,28 @@ def test_flows_idle_and_active_timeouts():
     assert [(r["packets"], r["fragments"]) for r in flows] == [(2, 1), (6, 0), (3, 0)]
     assert all(r["bytes"] == 38 * r["packets"] and r["src_port"] == 5 for r in flows)
     assert (flows[1]["end_time"] - flows[1]["start_time"]).total_seconds() == 250
+
+
+def test_long_and_cut_names_are_counted():
+    hdr = bytes.fromhex("abcd01000001000000000000")
+    too_long = hdr + (b"\x3f" + b"a" * 63) * 5 + b"\x00\x00\x01\x00\x01"
+    cut = hdr + b"\x07example\x03co"
+    frames = [raw(Ether() / IP() / UDP(sport=1, dport=53) / Raw(p)) for p in (too_long, cut)]
+    d = decode(frames)
+    assert d.dns.num_rows == 0 and d.packets.num_rows == 2
+    assert d.rejects.by_reason == {"dns: question name longer than 255 bytes": 1,
+                                   "dns: question name runs past the end of the message": 1}
+
+
+def test_random_payloads_never_raise():
+    rng = np.random.default_rng(5)
+    frames = []
+    for i in range(1500):  # DNS-looking headers with small counts, then random bytes
+        payload = bytes.fromhex("abcd8180") + rng.integers(0, 4, 8, dtype=np.uint8).tobytes() if i % 2 else b""
+        payload += rng.integers(0, 256, int(rng.integers(0, 300)), dtype=np.uint8).tobytes()
+        frame = raw(Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=53, dport=5353) / Raw(payload))
+        frames.append(frame if i % 5 else frame[: int(rng.integers(0, len(frame)))])
+    d = decode(frames)
+    assert d.rejects.total > 0 and d.dns.num_rows > 0
+    d.dns.validate(full=True)
+    d.packets.validate(full=True)

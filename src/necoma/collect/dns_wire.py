@@ -55,9 +55,23 @@ def read_names(buf: np.ndarray, msg: np.ndarray, mend: np.ndarray, pos: np.ndarr
             break
         c = cur[active]
         inside = c < mend[active]
-        err[active[~inside]] = NAME_TRUNCATED
-        active, c = active[inside], c[inside]
+        if not inside.all():
+            err[active[~inside]] = NAME_TRUNCATED
+            active, c = active[inside], c[inside]
         ln = u8(buf, c).astype(np.int64)
+        if ((ln > 0) & (ln < 0x40)).all():  # common step: every name continues with a label
+            wl = wire_len[active] + ln + 1
+            nxt = c + 1 + ln
+            good = (nxt <= mend[active]) & (wl <= 254)
+            if good.all():
+                wire_len[active] = wl
+                if text:
+                    seg_row.append(active)
+                    seg_src.append(c + 1)
+                    seg_len.append(ln)
+                cur[active] = nxt
+                continue
+        # general step: ends of names, pointers, errors
         # end of name
         term = ln == 0
         t = active[term]
