@@ -60,9 +60,17 @@ def test_learning_period_and_novelty_window(tmp_path):
 
 def test_host_rule_hashdoop(tmp_path):
     # a host sending very many small packets (a flood), too few bytes to pass the 10 % prefix share
-    burst = [flow(hour(9), "10.1.3.3", "198.51.100.1", 1000 + i, 80, proto=6, packets=20_000, bytes=800_000, rate=1)
-             for i in range(3)]
+    burst = [flow(hour(9) + dt.timedelta(minutes=5 * i), "10.1.3.3", "198.51.100.1", 1000 + i, 80, proto=6,
+                  packets=5_000, bytes=200_000, rate=1) for i in range(12)]
     write_lake(tmp_path, flows=background() + burst)
     alerts = [a for a in run(HeavyHitter, tmp_path, min_share=0.5) if a.window_start == hour(9)]
     assert [a.subjects_with("host") for a in alerts] == [["10.1.3.3"]]
     assert alerts[0].metrics["packets"] == 60_000 + 40 * 10
+
+
+def test_one_large_download_is_a_burst_not_a_heavy_hitter(tmp_path):
+    download = [flow(hour(15) + dt.timedelta(minutes=31), "198.18.9.9", "10.1.2.3", 443, 45678, proto=6,
+                     packets=9000, bytes=12_000_000, rate=10)]
+    write_lake(tmp_path, flows=background() + download)
+    assert run(HeavyHitter, tmp_path) == []
+    assert len(run(HeavyHitter, tmp_path, max_burst_share=1.0)) >= 2  # source and destination prefixes

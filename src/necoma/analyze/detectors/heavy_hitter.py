@@ -13,7 +13,14 @@ nothing is reported until `min_history_reports` hours of data precede.
     hour exceeds the mean + `k`·σ over all hosts of that hour, and at least
     `min_host_packets`.
 
-Evidence: the prefix's or host's traffic in the hour. Subjects: the prefix
+A heavy hitter is sustained: a finding whose busiest 5 minutes hold more
+than `max_burst_share` of its hour (one large download, a backup burst) is
+a burst, not a heavy hitter, and is not reported.
+
+A prefix is reported only when one host behind it carries at least
+`min_top_host_share` of its bytes, and a host only when one peer gets that
+share of its packets: a new host pair, not a whole network growing through
+the day or a busy server. Evidence: the prefix's or host's traffic in the hour. Subjects: the prefix
 (role source/destination) with its heaviest hosts (role host), or the host.
 """
 from __future__ import annotations
@@ -45,6 +52,8 @@ class HeavyHitter(Detector):
         k: float = Field(3.0, description="Host rule: packets above the mean + k·σ over all hosts of the hour (Hashdoop).")
         min_host_packets: int = Field(10_000, description="Host rule: scaled packets per hour below which a host is never reported.")
         top_hosts: int = Field(3, description="Heaviest hosts named inside a reported prefix.")
+        min_top_host_share: float = Field(0.5, description="Report a prefix only if its heaviest host carries this share of its bytes; a host only if its heaviest peer gets this share of its packets (a new pair).")
+        max_burst_share: float = Field(0.5, description="Largest share of the hour's bytes (hosts: packets) its busiest 5 minutes may hold; above, a burst is not reported.")
 
     PREFIXES = f"""
 WITH {TRAFFIC.strip()},
@@ -53,7 +62,7 @@ sides AS (
     UNION ALL
     SELECT t, via, 'destination' AS side, {V4_KEY.format(c="dst_ip")} AS k, byts, pkts FROM traffic
 )
-SELECT time_bin(t) AS bin, via, side, k, sum(byts) AS byts, sum(pkts) AS pkts
+SELECT time_bin(t) AS bin, via, side, k, sum(byts) AS byts, sum(pkts) AS pkts, count(*) AS n
 FROM sides GROUP BY time_bin(t), via, side, k
 """
 
@@ -73,6 +82,32 @@ WHERE via = :via AND {V4_KEY.format(c="{col}")} IN :keys
 GROUP BY {{col}} ORDER BY byts DESC, host LIMIT :n
 """
 
+    BURST = f"""
+WITH {TRAFFIC.strip()},
+sub AS (SELECT time_bucket(INTERVAL '5 minutes', t) AS sub, sum({{measure}}) AS m FROM traffic
+        WHERE via = :via AND {{where}} GROUP BY time_bucket(INTERVAL '5 minutes', t))
+SELECT max(m) AS busiest, sum(m) AS total FROM sub
+"""
+
+    PEER = f"""
+WITH {TRAFFIC.strip()}
+SELECT dst_ip AS peer, sum(pkts) AS pkts FROM traffic WHERE via = :via AND src_ip = :host
+GROUP BY dst_ip ORDER BY pkts DESC, peer LIMIT 1
+"""
+
+    def _sustained(self, ctx: Context, b: dt.datetime, side: str, key: str, h: dict) -> bool:
+        if side == "host":
+            peer = ctx.query(self.PEER, start=b, end=ctx.bin_end(b), via=h["via"], host=key)
+            if not peer or peer[0]["pkts"] < self.params.min_top_host_share * h["pkts"]:
+                return False  # a busy server talking to many peers, not one new pair
+            q = self.BURST.format(measure="pkts", where="src_ip = :host")
+            r = ctx.query(q, start=b, end=ctx.bin_end(b), via=h["via"], host=key)[0]
+        else:
+            col = "src_ip" if side == "source" else "dst_ip"
+            q = self.BURST.format(measure="byts", where=f"{V4_KEY.format(c=col)} IN :keys")
+            r = ctx.query(q, start=b, end=ctx.bin_end(b), via=h["via"], keys=sorted(h["keys"]))[0]
+        return bool(r["total"]) and r["busiest"] <= self.params.max_burst_share * r["total"]
+
     def detect(self, ctx: Context) -> list[Alert]:
         p = self.params
         hist = ctx.start - dt.timedelta(hours=p.novelty_reports)
@@ -80,20 +115,23 @@ GROUP BY {{col}} ORDER BY byts DESC, host LIMIT :n
         agg: dict[tuple, dict] = {}
         for r in ctx.query(self.PREFIXES, start=hist):
             pfx = prefix_of(r["k"], 24, 48) if ":" in r["k"] else f"{r['k']}.0/24"
-            a = agg.setdefault((r["bin"], r["via"], r["side"], pfx), {"byts": 0, "pkts": 0, "keys": set()})
-            a["byts"] += r["byts"]
-            a["pkts"] += r["pkts"]
+            a = agg.setdefault((r["bin"], r["via"], r["side"], pfx), {"byts": 0, "pkts": 0, "n": 0, "keys": set()})
+            for m in ("byts", "pkts", "n"):
+                a[m] += r[m]
             a["keys"].add(r["k"])
         totals: dict[tuple, list[int]] = {}
         for (b, via, side, _), a in agg.items():
             if side == "source":
-                tot = totals.setdefault((b, via), [0, 0])
+                tot = totals.setdefault((b, via), [0, 0, 0])
                 tot[0] += a["byts"]
                 tot[1] += a["pkts"]
-        via_of = {r["bin"]: r["via"] for r in best_source([{"bin": b, "via": v, "byts": t[0]} for (b, v), t in totals.items()], ("bin",))}
+                tot[2] += a["n"]
+        # per hour, the observation with the most records (sparse sFlow samples make random heavy hitters)
+        rows = [{"bin": b, "via": v, "n": t[2]} for (b, v), t in totals.items()]
+        via_of = {r["bin"]: r["via"] for r in best_source(rows, ("bin",), "n")}
         heavy: dict[dt.datetime, dict[tuple, dict]] = {b: {} for b in via_of}
         for (b, via, side, pfx), a in agg.items():
-            tb, tp = totals[(b, via)]
+            tb, tp, _ = totals[(b, via)]
             if via == via_of[b] and (a["byts"] > p.min_share * tb or a["pkts"] > p.min_share * tp):
                 heavy[b][(side, pfx)] = {**a, "byte_share": a["byts"] / tb, "packet_share": a["pkts"] / max(tp, 1), "via": via}
         # (b) hosts far above the hour's mean
@@ -106,11 +144,12 @@ GROUP BY {{col}} ORDER BY byts DESC, host LIMIT :n
             if b < ctx.start or len(prior) < p.min_history_reports:
                 continue
             for (side, key), h in sorted(heavy[b].items()):
-                if not any((side, key) in seen for seen in prior):
-                    alerts.append(self._alert(ctx, b, side, key, h))
+                if not any((side, key) in seen for seen in prior) and self._sustained(ctx, b, side, key, h):
+                    alert = self._alert(ctx, b, side, key, h)
+                    alerts += [alert] if alert else []
         return alerts
 
-    def _alert(self, ctx: Context, b: dt.datetime, side: str, key: str, h: dict) -> Alert:
+    def _alert(self, ctx: Context, b: dt.datetime, side: str, key: str, h: dict) -> Alert | None:
         p, end = self.params, ctx.bin_end(b)
         if side == "host":
             sigmas = (h["pkts"] - h["mean"]) / h["std"] if h["std"] else float("inf")
@@ -124,6 +163,8 @@ GROUP BY {{col}} ORDER BY byts DESC, host LIMIT :n
                                       host=key, via=h["via"], start=b, end=end))
         col = "src_ip" if side == "source" else "dst_ip"
         top = ctx.query(self.TOP.format(col=col), start=b, end=end, via=h["via"], keys=sorted(h["keys"]), n=p.top_hosts)
+        if not top or top[0]["byts"] < p.min_top_host_share * h["byts"]:
+            return None
         share = max(h["byte_share"], h["packet_share"])
         score = 0.4 + 0.6 * saturate(share - p.min_share, 0.5)
         return ctx.alert(
