@@ -41,6 +41,8 @@ def generate(
                                 "10 is ten times the traffic and more hosts."),
     day: Optional[str] = typer.Option(None, "--day", help="Scenario day, YYYY-MM-DD (default 2025-03-10). The ZeuS "
                                       "DGA domains depend on it."),
+    history_hours: int = typer.Option(6, "--history-hours", help="Hours of attack-free background before the day, "
+                                      "so detectors with baselines or 'seen before' rules start with history (0-48)."),
 ) -> None:
     """Write a reproducible labelled scenario directory.
 
@@ -54,7 +56,7 @@ def generate(
         fail(f"unknown scenario {scenario!r}; known: {_scenario_names()}")
     try:
         the_day = date.fromisoformat(day) if day else DEFAULT_DAY
-        g = gen(scenario, seed, out, scale=scale, day=the_day)
+        g = gen(scenario, seed, out, scale=scale, day=the_day, history_hours=history_hours)
     except ValueError as exc:
         fail(str(exc))
     kinds = ", ".join(sorted({a["kind"] for a in g.truth["attacks"]})) or "none (background only)"

@@ -39,11 +39,13 @@ def diurnal(hours: np.ndarray) -> np.ndarray:
     return 0.2 + np.exp(-(((hours - 14.0) / 4.5) ** 2))
 
 
-def start_times(sc: Scenario, rng: np.random.Generator, n: int) -> np.ndarray:
-    """n times spread over the day following the diurnal curve."""
-    w = diurnal(np.arange(24) + 0.5)
-    hours = rng.choice(24, size=n, p=w / w.sum())
-    return sc.t0 + (hours + rng.random(n)) * 3600.0
+def start_times(sc: Scenario, rng: np.random.Generator, per_day: int) -> np.ndarray:
+    """Times following the diurnal curve over the history hours and the day; `per_day` of them fall in the day."""
+    hours = np.arange(-sc.history_hours, 24)
+    w = diurnal((hours % 24) + 0.5)
+    n = int(round(per_day * w.sum() / diurnal(np.arange(24) + 0.5).sum()))
+    picked = rng.choice(hours, size=n, p=w / w.sum())
+    return np.sort(sc.day_start + (picked + rng.random(n)) * 3600.0)
 
 
 def _tcp_or_udp_pair(sc: Scenario, rng, t, client, server, port, proto, app, req_bytes, resp_bytes, label):
@@ -65,7 +67,8 @@ def _tcp_or_udp_pair(sc: Scenario, rng, t, client, server, port, proto, app, req
 
 def client_conversations(sc: Scenario, hosts: Hosts, domains: list[str]) -> None:
     rng = sc.rng("background", "web")
-    n = int(CONVERSATIONS_PER_DAY * sc.scale)
+    t = start_times(sc, rng, int(CONVERSATIONS_PER_DAY * sc.scale))
+    n = len(t)
     clients = np.array(hosts.clients, dtype=object)
     activity = rng.lognormal(0, 1.0, len(clients))  # some users are much busier than others
     who = rng.choice(len(clients), size=n, p=activity / activity.sum())
@@ -82,17 +85,18 @@ def client_conversations(sc: Scenario, hosts: Hosts, domains: list[str]) -> None
     req = np.clip(rng.lognormal(6.8, 1.0, n), 60, 2e5).astype(np.int64)
     ssh = port == 22
     req[ssh], resp[ssh] = resp[ssh] // 4 + 500, resp[ssh] // 4 + 500  # interactive: both ways alike
-    _tcp_or_udp_pair(sc, rng, start_times(sc, rng, n), client, server, port, proto, app, req, resp, "background")
+    _tcp_or_udp_pair(sc, rng, t, client, server, port, proto, app, req, resp, "background")
 
 
 def web_server_users(sc: Scenario, hosts: Hosts) -> None:
     """Outside users of our own web server (inbound HTTPS)."""
     rng = sc.rng("background", "webserver")
-    n = int(1200 * sc.scale)
+    t = start_times(sc, rng, int(1200 * sc.scale))
+    n = len(t)
     users = np.array(hosts.internet_clients[:800], dtype=object)[rng.integers(0, 800, n)]
     resp = np.clip(rng.lognormal(10.0, 1.5, n), 500, 5e7).astype(np.int64)
     req = np.clip(rng.lognormal(6.5, 0.8, n), 60, 1e5).astype(np.int64)
-    _tcp_or_udp_pair(sc, rng, start_times(sc, rng, n), users, np.full(n, WEB_SERVER, dtype=object),
+    _tcp_or_udp_pair(sc, rng, t, users, np.full(n, WEB_SERVER, dtype=object),
                      np.full(n, 443), np.full(n, 6), np.full(n, APP_TLS), req, resp, "background")
 
 
@@ -101,7 +105,7 @@ def heavy_hitters(sc: Scenario, hosts: Hosts) -> None:
     rng = sc.rng("background", "heavy")
     hourly = CONVERSATIONS_PER_DAY * sc.scale / 24 * np.exp(9.6 + 2.1 ** 2 / 2)  # mean client bytes per hour
     # Backup replication: one long TCP session, exported as per-hour records by the active timeout.
-    for h in range(24):
+    for h in range(-sc.history_hours, 24):
         b = int(hourly * rng.uniform(0.18, 0.24))
         t = sc.at(h)
         sc.flows.add(start=t, end=t + 3599.0, src=BACKUP_SERVER, dst=BACKUP_TARGET, sport=50500, dport=443,
@@ -111,8 +115,8 @@ def heavy_hitters(sc: Scenario, hosts: Hosts) -> None:
                      label="benign_heavy")
     # Update CDN: large downloads to many clients all day long (0.3-3 GB-ish, scaled to the network).
     cdn = server_ip(UPDATE_CDN)
-    n = int(36 * sc.scale) + 12
-    t = sc.t0 + np.sort(rng.random(n)) * 86400.0
+    n = int((36 * sc.scale + 12) * (sc.t1 - sc.t0) / 86400.0)
+    t = sc.t0 + np.sort(rng.random(n)) * (sc.t1 - sc.t0)
     clients = np.array(hosts.clients, dtype=object)[rng.integers(0, len(hosts.clients), n)]
     size = (hourly * rng.uniform(0.05, 0.3, n)).astype(np.int64)
     _tcp_or_udp_pair(sc, rng, t, clients, np.full(n, cdn, dtype=object), np.full(n, 443), np.full(n, 6),
@@ -144,8 +148,8 @@ def ntp(sc: Scenario, hosts: Hosts) -> None:
 def smtp(sc: Scenario, hosts: Hosts) -> list[tuple[float, str, bool]]:
     """Mail in (outside MTAs to our MX) and out; returns (time, peer, inbound) for the mail log."""
     rng = sc.rng("background", "smtp")
-    n = int(900 * sc.scale)
-    t = start_times(sc, rng, n)
+    t = start_times(sc, rng, int(900 * sc.scale))
+    n = len(t)
     peers = np.array(hosts.internet_clients[1000:1400], dtype=object)[rng.integers(0, 400, n)]
     inbound = rng.random(n) < 0.6
     size = np.clip(rng.lognormal(9.5, 1.4, n), 800, 3e7).astype(np.int64)

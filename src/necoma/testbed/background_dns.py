@@ -77,8 +77,8 @@ def add_lookup(sc: Scenario, rng: np.random.Generator, t: float, client: str, qn
 
 def background_dns(sc: Scenario, hosts: Hosts, domains: list[str]) -> None:
     rng = sc.rng("background", "dns")
-    n = int(LOOKUPS_PER_DAY * sc.scale)
-    t = start_times(sc, rng, n)
+    t = start_times(sc, rng, int(LOOKUPS_PER_DAY * sc.scale))
+    n = len(t)
     clients = hosts.clients
     activity = rng.lognormal(0, 0.8, len(clients))
     who = rng.choice(len(clients), size=n, p=activity / activity.sum())

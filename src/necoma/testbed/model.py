@@ -144,6 +144,7 @@ class Scenario:
     seed: int
     scale: float
     day: date
+    history_hours: int = 6  # background-only hours before the day, so baselines and "seen before" rules have history
     flows: Flows = field(default_factory=Flows)
     dns_pcap: list[DnsTxn] = field(default_factory=list)  # resolver A, captured
     dns_log: list[DnsTxn] = field(default_factory=list)  # resolver B, BIND query log
@@ -155,19 +156,24 @@ class Scenario:
     used_hosts: set[str] = field(default_factory=set)
 
     @property
-    def t0(self) -> float:
+    def day_start(self) -> float:
         return datetime(self.day.year, self.day.month, self.day.day, tzinfo=timezone.utc).timestamp()
 
     @property
+    def t0(self) -> float:
+        """Start of the data: the history hours before the day."""
+        return self.day_start - self.history_hours * 3600.0
+
+    @property
     def t1(self) -> float:
-        return self.t0 + 86400.0
+        return self.day_start + 86400.0
 
     def rng(self, *parts: object) -> np.random.Generator:
         return np.random.default_rng(stable_seed(self.seed, *parts))
 
     def at(self, hours: float) -> float:
         """Epoch seconds at `hours` after midnight of the scenario day."""
-        return self.t0 + hours * 3600.0
+        return self.day_start + hours * 3600.0
 
     def take(self, pool: list[str], n: int, rng: np.random.Generator) -> list[str]:
         """n distinct hosts from `pool` that no other attack of this scenario uses yet."""

@@ -47,13 +47,15 @@ class Generated:
     seconds: float
 
 
-def build(name: str, seed: int, scale: float = 1.0, day: date = DEFAULT_DAY) -> Scenario:
+def build(name: str, seed: int, scale: float = 1.0, day: date = DEFAULT_DAY, history_hours: int = 6) -> Scenario:
     """The scenario model: background plus the scenario's attacks."""
     if name not in SCENARIOS:
         raise ValueError(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}")
     if scale <= 0:
         raise ValueError("scale must be positive")
-    sc = Scenario(name=name, seed=seed, scale=scale, day=day)
+    if not 0 <= history_hours <= 48:
+        raise ValueError("history hours must be between 0 and 48")
+    sc = Scenario(name=name, seed=seed, scale=scale, day=day, history_hours=history_hours)
     hosts = make_hosts(sc.rng("net"), scale)
     domains = names.popular_domains(sc.rng("names"), POPULAR_NAMES)
     background.client_conversations(sc, hosts, domains)
@@ -70,9 +72,10 @@ def build(name: str, seed: int, scale: float = 1.0, day: date = DEFAULT_DAY) -> 
     return sc
 
 
-def generate(name: str, seed: int, out: Path, scale: float = 1.0, day: date = DEFAULT_DAY) -> Generated:
+def generate(name: str, seed: int, out: Path, scale: float = 1.0, day: date = DEFAULT_DAY,
+             history_hours: int = 6) -> Generated:
     began = time.perf_counter()
-    sc = build(name, seed, scale, day)
+    sc = build(name, seed, scale, day, history_hours)
     out = Path(out)
     (out / "netflow").mkdir(parents=True, exist_ok=True)
     (out / "sflow").mkdir(parents=True, exist_ok=True)
@@ -104,7 +107,7 @@ def generate(name: str, seed: int, out: Path, scale: float = 1.0, day: date = DE
                   "open-resolvers.txt": "published open DNS resolvers, one address per line"})
     truth = {
         "format": 1, "generator_version": GENERATOR_VERSION, "scenario": name, "seed": seed, "scale": scale,
-        "day": day.isoformat(), "start": iso(sc.t0), "end": iso(sc.t1), "exporters": exporters, "files": files,
+        "day": day.isoformat(), "start": iso(sc.t0), "end": iso(sc.t1), "history_until": iso(sc.day_start), "exporters": exporters, "files": files,
         "entity_fields": list(ENTITY_FIELDS), "benign": {k: sorted(v) for k, v in sc.benign.items()},
         "attacks": sorted(sc.attacks, key=lambda a: (a["start"], a["kind"])), "counts": counts,
     }
