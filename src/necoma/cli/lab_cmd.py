@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import signal
 
 import typer
 from rich.table import Table
@@ -67,6 +68,10 @@ def status(
     raise typer.Exit(3 if st is None else 0 if healthy else 1)
 
 
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 @app.command("run")
 def run(
     ctx: typer.Context,
@@ -83,10 +88,17 @@ def run(
     settings = settings_from(ctx)
     opts = lab.RunOptions(seconds=seconds, query_rate=query_rate, frag_rate=frag_rate, scan=scan,
                           import_pcap=import_pcap)
+    # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C: the run stops its attack
+    # tools, closes its captures and restarts the lab's live sensors on the way out.
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         result = lab.run(settings, scenario, opts)
     except lab.LabError as exc:
         fail(str(exc), 1)
+    except KeyboardInterrupt:
+        fail("interrupted; the attack tools were stopped and the lab's live sensors restarted", 130)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     console.print(f"{scenario}: {result.end - result.start:.1f} s of attack; run directory {result.rundir}")
     for k, v in result.counts.items():
         console.print(f"  {k}: {v}")

@@ -46,13 +46,17 @@ def _require(tools: list[str]) -> None:
 def up(settings: Settings, plan: Plan | None = None) -> tuple[LabState, bool]:
     """Build the lab (or keep the healthy one). Returns (state, created_now)."""
     _require(UP_TOOLS)
-    plan = plan or default_plan()
     workdir = workdir_of(settings)
+    with state_mod.locked(workdir):
+        return _up(workdir, plan or default_plan())
+
+
+def _up(workdir: Path, plan: Plan) -> tuple[LabState, bool]:
     old = state_mod.load(workdir)
     if old is not None:
         if old.complete and all(c.ok for c in status_checks(old, probe=False)):
             return old, False
-        down(settings)  # half-built or broken: start clean
+        _down(workdir)  # half-built or broken: start clean
     lab_id = secrets.token_hex(3)
     st = LabState(lab_id=lab_id, workdir=str(workdir), created=time.time(),
                   namespaces={role: f"necoma-{lab_id}-{role}" for role in ROLES},
@@ -61,7 +65,7 @@ def up(settings: Settings, plan: Plan | None = None) -> tuple[LabState, bool]:
     try:
         _build(st, plan)
     except BaseException:
-        down(settings)
+        _down(workdir)
         raise
     return st, True
 
@@ -175,6 +179,11 @@ def status(settings: Settings, *, probe: bool = True) -> tuple[LabState | None, 
 def down(settings: Settings) -> list[str]:
     """Remove everything the state file records. Returns what was removed; raises if something stayed."""
     workdir = workdir_of(settings)
+    with state_mod.locked(workdir):
+        return _down(workdir)
+
+
+def _down(workdir: Path) -> list[str]:
     st = state_mod.load(workdir)
     if st is None:
         return []

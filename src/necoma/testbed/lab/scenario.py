@@ -74,7 +74,7 @@ def _require_healthy(settings: Settings) -> LabState:
         raise LabError("the lab is not up: run `necoma testbed lab up` first")
     bad = [f"{c.name} ({c.detail})" for c in checks if not c.ok]
     if bad:
-        raise LabError("the lab is not healthy: " + "; ".join(bad) + " — try `lab down` then `lab up`")
+        raise LabError("the lab is not healthy: " + "; ".join(bad) + " — `lab up` rebuilds it")
     missing = netns.missing(ATTACK_TOOLS)
     if missing:
         raise LabError(f"missing attack tools: {', '.join(missing)} (run scripts/install-system-deps.sh)")
@@ -282,4 +282,6 @@ def run(settings: Settings, name: str, opts: RunOptions | None = None) -> RunRes
         fn = SCENARIOS[name]
     except KeyError:
         raise LabError(f"unknown lab scenario {name!r}; known: {', '.join(sorted(SCENARIOS))}") from None
-    return fn(settings, opts or RunOptions())
+    # One run at a time, and no `down` under a running scenario.
+    with state_mod.locked(lab.workdir_of(settings)):
+        return fn(settings, opts or RunOptions())

@@ -5,8 +5,11 @@ so even an `up` that failed half-way leaves a record `down` can clean from.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,3 +70,19 @@ def save(state: LabState) -> None:
 
 def remove(workdir: Path) -> None:
     state_path(workdir).unlink(missing_ok=True)
+
+
+@contextmanager
+def locked(workdir: Path) -> Iterator[None]:
+    """Hold the lab's lock: one `up`, `down` or `run` at a time per data dir.
+
+    Without it, two `up`s started together would both see no lab and build
+    two, and the state file would record only one of them.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    with open(workdir / "lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
