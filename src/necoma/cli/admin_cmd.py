@@ -9,7 +9,7 @@ from rich.table import Table
 from sqlalchemy.orm import Session
 
 from necoma.cli.common import console, fail, settings_from
-from necoma.exchange import admin
+from necoma.exchange import admin, peers
 from necoma.exchange.db import open_engine, session_factory
 from necoma.exchange.timestamps import format_us
 
@@ -20,6 +20,8 @@ group_app = typer.Typer(help="Sharing groups (each has its own TAXII collection)
 app.add_typer(org_app, name="org")
 app.add_typer(key_app, name="key")
 app.add_typer(group_app, name="group")
+peer_app = typer.Typer(help="Peers: other TAXII 2.1 servers to pull from and push to.", no_args_is_help=True)
+app.add_typer(peer_app, name="peer")
 
 
 @contextmanager
@@ -120,3 +122,57 @@ def group_list(ctx: typer.Context) -> None:
         for g in admin.list_groups(s):
             col = admin.group_collection(s, g.name)
             console.print(f"{g.name}\tcollection {col.id}\tmembers: {', '.join(admin.group_members(s, g.name))}")
+
+
+@peer_app.command("add")
+def peer_add(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="A name for the peer."),
+    url: str = typer.Option(..., "--url", help="The remote collection URL (…/collections/<id>/)."),
+    group: str = typer.Option(..., "--group", help="Local sharing group whose collection is synchronized."),
+    org: str = typer.Option(..., "--org", help="Local organization: owner of pulled objects, source of pushed ones."),
+    direction: str = typer.Option("both", "--direction", help="pull, push or both."),
+    username: str = typer.Option("necoma", "--username", help="User name for the remote (any for necoma)."),
+    key_env: str = typer.Option("NECOMA_PEER_KEY", "--key-env", help="Environment variable holding the remote key."),
+    max_tlp: str = typer.Option("green", "--max-tlp", help="Most restrictive TLP pushed: clear, green or amber."),
+    interval: int = typer.Option(300, "--interval", help="Seconds between syncs while `necoma serve` runs."),
+) -> None:
+    """Add a peer (its key is read from an environment variable, never from the command line)."""
+    import os
+
+    key = os.environ.get(key_env)
+    if not key:
+        fail(f"set {key_env} to the remote API key or password")
+    with _session(ctx) as s:
+        col = admin.group_collection(s, group)
+        peers.add_peer(s, name, url, key, col.id, org, direction, username, max_tlp, interval)
+        console.print(f"peer {name} added ({direction} {url})")
+
+
+@peer_app.command("list")
+def peer_list(ctx: typer.Context) -> None:
+    """List peers with their sync state."""
+    from sqlalchemy import select
+
+    from necoma.exchange.models import Peer
+
+    with _session(ctx) as s:
+        for p in s.scalars(select(Peer).order_by(Peer.name)):
+            d = peers.describe(p)
+            console.print(f"{d['name']}\t{d['direction']}\t{d['url']}\tlast error: {d['last_error'] or '-'}")
+
+
+@peer_app.command("sync")
+def peer_sync(ctx: typer.Context, name: str = typer.Argument(..., help="Peer to synchronize now.")) -> None:
+    """Pull from and/or push to a peer now."""
+    settings = settings_from(ctx)
+    engine = open_engine(settings.exchange_db_url)
+    try:
+        res = peers.sync(session_factory(engine), name)
+    except admin.AdminError as exc:
+        fail(str(exc))
+    finally:
+        engine.dispose()
+    console.print(f"{name}: pulled {res.pulled}, pushed {res.pushed}, rejected {res.rejected}")
+    if res.errors:
+        fail("; ".join(res.errors), code=1)

@@ -135,3 +135,24 @@ class Status(Base):
     success_count: Mapped[int] = mapped_column(Integer)
     failure_count: Mapped[int] = mapped_column(Integer)
     details: Mapped[str] = mapped_column(Text)  # JSON: {"successes": [...], "failures": [...]}
+
+
+class Peer(Base):
+    """Another TAXII 2.1 server whose collection this instance pulls from and/or pushes to."""
+
+    __tablename__ = "peers"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    url: Mapped[str] = mapped_column(Text)  # the remote collection's URL (ends in /collections/<id>/)
+    username: Mapped[str] = mapped_column(String(200), default="necoma")
+    password: Mapped[str] = mapped_column(Text)  # the remote's API key or password (needed in clear to use it)
+    collection_id: Mapped[str] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    direction: Mapped[str] = mapped_column(String(8))  # pull, push or both
+    max_tlp: Mapped[str] = mapped_column(String(16), default="green")  # most restrictive level pushed
+    interval_s: Mapped[int] = mapped_column(Integer, default=300)
+    pull_cursor: Mapped[str | None] = mapped_column(String(40), nullable=True)  # remote date_added of the last pulled page
+    push_added_us: Mapped[int] = mapped_column(BigInteger, default=0)  # local (date_added, seq) of the last pushed row
+    push_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_sync_us: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")

@@ -9,6 +9,7 @@ local connections, listens on 127.0.0.1 only and is deleted on stop.
 from __future__ import annotations
 
 import glob
+import json
 import os
 import pwd
 import shutil
@@ -158,3 +159,60 @@ def database_url(kind: str, tmp_path: Path) -> str:
             pytest.fail(f"CI must test PostgreSQL: {reason}")
         pytest.skip(reason)
     return shared_cluster().new_database()
+
+
+class MedallionServer:
+    """OASIS's reference TAXII 2.1 server (medallion, memory backend) on 127.0.0.1, one empty collection.
+
+    Basic auth user `necoma`, password `password`; `collection_url` is the collection's URL.
+    """
+
+    USER, PASSWORD = "necoma", "password"
+
+    def __init__(self, max_page_size: int = 100) -> None:
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="necoma-medallion-"))
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.collection_id = str(uuid.uuid4())
+        self.collection_url = f"{self.url}/api1/collections/{self.collection_id}/"
+        data = {
+            "/discovery": {"title": "medallion", "description": "reference server", "contact": "",
+                           "default": f"{self.url}/api1/", "api_roots": [f"{self.url}/api1/"]},
+            "api1": {
+                "information": {"title": "api1", "description": "", "versions": ["application/taxii+json;version=2.1"],
+                                "max_content_length": 100 * 1024 * 1024},
+                "status": [],
+                "collections": [{"id": self.collection_id, "title": "exchange", "description": "",
+                                 "can_read": True, "can_write": True,
+                                 "media_types": ["application/stix+json;version=2.1"], "objects": [], "manifest": []}],
+            },
+        }
+        (self.dir / "data.json").write_text(json.dumps(data))
+        config = {"backend": {"module": "medallion.backends.memory_backend", "module_class": "MemoryBackend",
+                              "filename": str(self.dir / "data.json")},
+                  "users": {self.USER: self.PASSWORD}, "taxii": {"max_page_size": max_page_size}}
+        (self.dir / "config.json").write_text(json.dumps(config))
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> "MedallionServer":
+        import sys
+
+        exe = Path(sys.executable).parent / "medallion"
+        self.proc = subprocess.Popen([str(exe), "--host", "127.0.0.1", "--port", str(self.port),
+                                      str(self.dir / "config.json")],
+                                     stdout=subprocess.DEVNULL, stderr=open(self.dir / "log", "w"))
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return self
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("medallion did not start: " + (self.dir / "log").read_text()[-2000:])
+                time.sleep(0.1)
+
+    def __exit__(self, *exc) -> None:
+        if self.proc:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        shutil.rmtree(self.dir, ignore_errors=True)
