@@ -121,6 +121,23 @@ def _build(st: LabState, plan: Plan) -> None:
     state_mod.save(st)
 
 
+def swap_sensors(st: LabState, outdir: Path, *, necoma_collect: list[str] | None = None,
+                 notes: list[str] | None = None) -> None:
+    """Stop the running sensor set (its files complete) and start a new one writing into `outdir`."""
+    running = {k: p for k, p in st.procs.items() if k in sensors.SENSORS}
+    stop_notes = sensors.stop_sensors(running)
+    if notes is not None:
+        notes.extend(stop_notes)
+    for k in running:
+        del st.procs[k]
+    st.sensors_dir = None
+    state_mod.save(st)
+    st.procs.update(sensors.start_sensors(default_plan(), st.namespaces, outdir, necoma_collect=necoma_collect,
+                                          notes=notes))
+    st.sensors_dir = str(outdir)
+    state_mod.save(st)
+
+
 def _dig_big(ns: str, server: str) -> tuple[bool, str]:
     """Ask the resolver for the big TXT set over UDP; ok if the answer is over 512 bytes."""
     out = procs.run(["ip", "netns", "exec", ns, "dig", "+notcp", "+ignore", "+bufsize=4096", "+tries=1",

@@ -11,7 +11,7 @@ import os
 import shutil
 from pathlib import Path
 
-from necoma.testbed.lab.procs import LabError, run
+from necoma.testbed.lab.procs import run
 from necoma.testbed.lab.topology import Link
 
 

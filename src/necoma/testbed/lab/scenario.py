@@ -3,18 +3,21 @@
 `dns-amplification` (the first scenario) runs, all from the attacker namespace
 and at the same time:
 
-- scapy: spoofed DNS TXT queries with EDNS0 (source = the victim) to the open
-  Unbound resolver, whose ~3.7 kB answers go to the victim as IPv4 fragments;
+- scapy: spoofed DNS TXT queries with EDNS0 (source = the victim) to the eight
+  open-resolver addresses of Unbound, whose ~3.7 kB answers go to the victim
+  as IPv4 fragments;
 - hping3 `--udp -f -d 1200 -m 400`: a UDP fragment flood at the victim;
-- nmap `-sS -p 443` over the victim's /24 (optional): a TLS port scan.
+- nmap `-sS -p 443` over the victim's /20 (optional): a TLS port sweep.
 
 A run gets its own directory under `<data_dir>/lab/runs/` with a fresh sensor
-set (router mirror pcap, victim pcap, NetFlow export pcap, nfcapd files), a
-`truth.json` and a `run.json` summary; afterwards the router pcap is imported
-into the lake and the live sensors are restarted.
+set (border and internet mirror pcaps, victim pcap, NetFlow export pcap,
+nfcapd files, `necoma collect` into the lake when available), a `truth.json`
+and a `run.json` summary; afterwards the border pcap is imported into the lake
+and the live sensors are restarted.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -24,12 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from necoma.config import Settings
-from necoma.testbed.lab import collector, lab, netns, procs, sensors
+from necoma.testbed.lab import collector, lab, netns, procs
 from necoma.testbed.lab import state as state_mod
 from necoma.testbed.lab import truth as truth_mod
 from necoma.testbed.lab.procs import LabError, Proc
 from necoma.testbed.lab.state import LabState
-from necoma.testbed.lab.topology import AMP_NAME, NECOMA_COLLECT_PORT, default_plan
+from necoma.testbed.lab.topology import AMP_NAME, NECOMA_COLLECT_PORT, Plan, default_plan
 
 #: Tools the scenario runs in the attacker namespace.
 ATTACK_TOOLS = ["hping3", "nmap"]
@@ -75,25 +78,10 @@ def _require_healthy(settings: Settings) -> LabState:
     bad = [f"{c.name} ({c.detail})" for c in checks if not c.ok]
     if bad:
         raise LabError("the lab is not healthy: " + "; ".join(bad) + " — `lab up` rebuilds it")
-    missing = netns.missing(ATTACK_TOOLS)
+    missing = netns.missing(ATTACK_TOOLS) + (["scapy (pip)"] if importlib.util.find_spec("scapy") is None else [])
     if missing:
         raise LabError(f"missing attack tools: {', '.join(missing)} (run scripts/install-system-deps.sh)")
     return st
-
-
-def _switch_sensors(st: LabState, outdir: Path, necoma_collect: list[str] | None, notes: list[str]) -> None:
-    """Stop the running sensor set (complete files) and start one writing into `outdir`."""
-    running = {k: p for k, p in st.procs.items() if k in sensors.SENSORS}
-    sensors.stop_sensors(running, settle=0.2)
-    for k in running:
-        del st.procs[k]
-    st.sensors_dir = None
-    state_mod.save(st)
-    ns = st.namespaces
-    st.procs.update(sensors.start_sensors(default_plan(), ns, outdir, necoma_collect=necoma_collect,
-                                                notes=notes))
-    st.sensors_dir = str(outdir)
-    state_mod.save(st)
 
 
 def _attack(st: LabState, name: str, argv: list[str], logdir: Path) -> Proc:
@@ -106,7 +94,6 @@ def _attack(st: LabState, name: str, argv: list[str], logdir: Path) -> Proc:
 def run_dns_amplification(settings: Settings, opts: RunOptions) -> RunResult:
     st = _require_healthy(settings)
     plan = default_plan()
-    victim = plan.ip("victim")
     workdir = Path(st.workdir)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     rundir = workdir / "runs" / f"{stamp}-dns-amplification"
@@ -118,30 +105,14 @@ def run_dns_amplification(settings: Settings, opts: RunOptions) -> RunResult:
     why_not = collector.available()
     if why_not is None:
         conf = collector.write_settings(settings, rundir / "necoma.toml")
-        ncollect = collector.argv(conf, f"{plan.ip('collector')}:{NECOMA_COLLECT_PORT}", rundir / "collect-stats.json")
+        ncollect = collector.argv(conf, f"{plan.ip('collector')}:{NECOMA_COLLECT_PORT}",
+                                  rundir / "collect-stats.json")
     else:
         result.notes.append(f"flows not collected into the lake: {why_not} (nfcapd files kept)")
 
     try:
-        _switch_sensors(st, rundir, ncollect, result.notes)
-        frag_count = max(1, int(opts.frag_rate * opts.seconds))
-        started: dict[str, tuple[float, Proc]] = {}
-        started["spoof"] = (time.time(), _attack(st, "attack-spoof", [
-            sys.executable, "-m", "necoma.testbed.lab.spoof",
-            "--victim", victim, "--resolver", ",".join(plan.resolvers),
-            "--qname", AMP_NAME, "--qtype", "TXT", "--rate", str(opts.query_rate),
-            "--seconds", str(opts.seconds), "--seed", str(opts.seed)], logs))
-        procs.wait_for_log(started["spoof"][1], '"ready"', timeout=60)
-        started["spoof"] = (time.time(), started["spoof"][1])  # sending starts now
-        started["frag"] = (time.time(), _attack(st, "attack-frag", [
-            "hping3", "--udp", "-f", "-d", "1200", "-m", "400", "-p", "9",
-            "-i", f"u{int(1e6 / opts.frag_rate)}", "-c", str(frag_count), victim], logs))
-        if opts.scan:
-            started["scan"] = (time.time(), _attack(st, "attack-scan", [
-                # -Pn: no ping sweep first; --max-retries 0 -T4 --min-rate: one SYN per
-                # address, a scanner's fast sweep. -n: no reverse DNS (it would leave the lab).
-                "nmap", "-sS", "-p", "443", "-n", "-Pn", "-T4", "--max-retries", "0", "--min-rate", "2000",
-                plan.victim_site], logs))
+        lab.swap_sensors(st, rundir, necoma_collect=ncollect, notes=result.notes)
+        started = _launch_tools(st, plan, opts, logs)
         ended = _wait_all(started, timeout=opts.seconds * 3 + 30)
         for key, (_, proc) in started.items():
             code = proc.popen.returncode if proc.popen else None
@@ -154,24 +125,15 @@ def run_dns_amplification(settings: Settings, opts: RunOptions) -> RunResult:
     finally:
         for name in [k for k in st.procs if k.startswith("attack-")]:
             procs.stop(st.procs.pop(name))
-        # A complete run directory, then the lab back to its idle sensor set.
-        running = {k: p for k, p in st.procs.items() if k in sensors.SENSORS}
-        result.notes.extend(sensors.stop_sensors(running))
-        for k in running:
-            del st.procs[k]
-        st.sensors_dir = None
-        state_mod.save(st)
+        # Complete files in the run directory, then the lab back to its idle sensor set.
         try:
-            live = workdir / "live"
-            st.procs.update(sensors.start_sensors(plan, st.namespaces, live))
-            st.sensors_dir = str(live)
-            state_mod.save(st)
+            lab.swap_sensors(st, workdir / "live", notes=result.notes)
         except LabError as exc:
             result.notes.append(f"live sensors did not restart: {exc}")
 
     sent = _spoof_summary(logs / "attack-spoof.log")
     result.counts["spoofed_queries"] = sent.get("sent", 0)
-    result.counts["frag_packets"] = frag_count
+    result.counts["frag_packets"] = _frag_count(opts)
     result.counts["netflow_records_nfcapd"] = _nfdump_count(rundir / "nfcapd")
     result.files = {k: str(rundir / f) for k, f in [
         ("router_pcap", "router.pcap"), ("internet_pcap", "internet.pcap"), ("victim_pcap", "victim.pcap"),
@@ -182,6 +144,33 @@ def run_dns_amplification(settings: Settings, opts: RunOptions) -> RunResult:
         _import_pcap(settings, rundir / "router.pcap", result)
     (rundir / "run.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
     return result
+
+
+def _frag_count(opts: RunOptions) -> int:
+    return max(1, int(opts.frag_rate * opts.seconds))
+
+
+def _launch_tools(st: LabState, plan: Plan, opts: RunOptions, logs: Path) -> dict[str, tuple[float, Proc]]:
+    """Start the attack tools side by side; returns name -> (when it started sending, process)."""
+    victim = plan.ip("victim")
+    started: dict[str, tuple[float, Proc]] = {}
+    spoof = _attack(st, "attack-spoof", [
+        sys.executable, "-m", "necoma.testbed.lab.spoof", "--victim", victim, "--resolver", ",".join(plan.resolvers),
+        "--qname", AMP_NAME, "--qtype", "TXT", "--rate", str(opts.query_rate), "--seconds", str(opts.seconds),
+        "--seed", str(opts.seed)], logs)
+    # scapy's import and crafting take seconds: start the others when it starts sending.
+    procs.wait_for_log(spoof, '"ready"', timeout=60)
+    started["spoof"] = (time.time(), spoof)
+    started["frag"] = (time.time(), _attack(st, "attack-frag", [
+        "hping3", "--udp", "-f", "-d", "1200", "-m", "400", "-p", "9",
+        "-i", f"u{int(1e6 / opts.frag_rate)}", "-c", str(_frag_count(opts)), victim], logs))
+    if opts.scan:
+        started["scan"] = (time.time(), _attack(st, "attack-scan", [
+            # -Pn: no ping sweep first; --max-retries 0 -T4 --min-rate: one SYN per
+            # address, a scanner's fast sweep. -n: no reverse DNS (it would leave the lab).
+            "nmap", "-sS", "-p", "443", "-n", "-Pn", "-T4", "--max-retries", "0", "--min-rate", "2000",
+            plan.victim_site], logs))
+    return started
 
 
 def _wait_all(started: dict[str, tuple[float, Proc]], timeout: float) -> dict[str, float]:
@@ -241,12 +230,12 @@ def _write_truth(st: LabState, result: RunResult, started: dict[str, tuple[float
                                       "site": "border of the victim's network"}})
     # The attacker is named although its address never appears as a source:
     # detectors are scored on the victim and the amplifier (scoring.SPECS).
-    truth.add("dns_amplification", *span["spoof"], attackers=[attacker], victims=[victim], amplifiers=plan.resolvers,
-              domains=[AMP_NAME], details={"qtypes": [16], "queries_sent": sent.get("sent", 0),
-                                            "spoofed_source": victim, "edns_udp_size": 4096,
-                                            "fragments_per_response": 3, "victim_sent_queries": False})
+    truth.add("dns_amplification", *span["spoof"], attackers=[attacker], victims=[victim],
+              amplifiers=plan.resolvers, domains=[AMP_NAME],
+              details={"qtypes": [16], "queries_sent": sent.get("sent", 0), "spoofed_source": victim,
+                       "edns_udp_size": 4096, "fragments_per_response": 3, "victim_sent_queries": False})
     truth.add("udp_fragmentation", *span["frag"], attackers=[attacker], victims=[victim],
-              details={"datagrams": max(1, int(opts.frag_rate * opts.seconds)), "udp_length": 1208,
+              details={"datagrams": _frag_count(opts), "udp_length": 1208,
                        "fragment_mtu": 400, "fragments_per_datagram": 4, "dport": 9})
     if "scan" in span:
         bits = 32 - int(plan.victim_site.split("/")[1])

@@ -153,7 +153,8 @@ def stop_sensors(sensors: dict[str, Proc], *, settle: float = 1.0) -> list[str]:
     def _stop(name: str, sig: int) -> None:
         proc = sensors.get(name)
         if proc and not procs.stop(proc, sig):
-            notes.append(f"{name} (pid {proc.pid}) did not stop on {signal.Signals(sig).name}; killed, its output may be short")
+            notes.append(f"{name} (pid {proc.pid}) did not stop on {signal.Signals(sig).name}; "
+                         "killed, its output may be short")
 
     _stop("exporter", signal.SIGINT)  # pmacct exports open flows only on SIGINT
     if "exporter" in sensors:
