@@ -16,7 +16,10 @@ over the expected attacks. Then:
 - miss: a truth entity no subject names.
 
 precision = TP / (TP + FP), recall = found truth entities / truth entities,
-F1 their harmonic mean. Time to detect, per expected attack: the end of the
+F1 their harmonic mean. Alerts whose window ends before `history_until`
+(the attack-free warm-up hours that give detectors a baseline) are counted
+apart as `warmup_alerts` and not scored: they are cold-start artifacts.
+Time to detect, per expected attack: the end of the
 window of the first alert naming one of its entities, minus the attack's
 start (an alert can only be raised once its window has been seen).
 """
@@ -61,6 +64,7 @@ class Score:
     name: str
     status: str = "scored"  # scored | not implemented | error
     alerts: int = 0
+    warmup_alerts: int = 0
     tp: int = 0
     fp: int = 0
     truth: int = 0
@@ -89,7 +93,7 @@ class Score:
         return 2 * p * r / (p + r) if p + r else 0.0
 
     def as_dict(self) -> dict:
-        d = {k: getattr(self, k) for k in ("name", "status", "alerts", "tp", "fp", "truth", "found", "false_positives",
+        d = {k: getattr(self, k) for k in ("name", "status", "alerts", "warmup_alerts", "tp", "fp", "truth", "found", "false_positives",
                                            "misses", "time_to_detect", "per_field", "error", "seconds", "spec")}
         d.update(precision=self.precision, recall=self.recall, f1=self.f1)
         return d
@@ -184,8 +188,12 @@ def score(name: str, alerts: list, truth: dict, spec: Spec, roles: Iterable[str]
     fps: dict[tuple[str, str], None] = {}
     tps: set[str] = set()
     first_seen: dict[str, datetime] = {}
+    warmup = parse_time(truth["history_until"]) if truth.get("history_until") else None
     for alert in alerts:
         when = alert_time(alert)
+        if warmup is not None and when is not None and when <= warmup:
+            sc.warmup_alerts += 1
+            continue
         for value, role in subjects_of(alert):
             if role_set is not None and role not in role_set:
                 continue
