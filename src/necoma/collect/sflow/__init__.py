@@ -38,7 +38,7 @@ from necoma.collect.sflow.flow import parse_flow_sample
 from necoma.collect.sflow.pending import Pending
 from necoma.collect.sflow.xdr import (
     COUNTER_SAMPLE, COUNTER_SAMPLE_EXPANDED, FLOW_SAMPLE, FLOW_SAMPLE_EXPANDED, Header, Malformed,
-    iter_tagged, read_header,
+    read_header, split_tagged,
 )
 from necoma.collect.rejects import Rejects
 from necoma.collect.stats import CollectorStats, ExporterStats
@@ -90,12 +90,12 @@ class SflowDecoder:
             self._reject(st, exporter, exc.reason)
             return
         self._sequence(hdr, st)
-        try:
-            for fmt, start, end in iter_tagged(data, hdr.offset, len(data), hdr.n_samples, "sample"):
-                self._sample(data, fmt, start, end, hdr, exporter, time_us, st)
-        except Malformed as exc:
+        samples, error = split_tagged(data, hdr.offset, len(data), hdr.n_samples, "sample")
+        for fmt, start, end in samples:
+            self._sample(data, fmt, start, end, hdr, exporter, time_us, st)
+        if error:
             # the sample framing itself is broken: samples before it are kept, the rest cannot be found
-            self._reject(st, exporter, exc.reason)
+            self._reject(st, exporter, error)
 
     def _sample(self, data: bytes, fmt: int, start: int, end: int, hdr: Header, exporter: str,
                 time_us: int, st: ExporterStats) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import struct
 
-from necoma.collect.sflow.xdr import COUNTER_SAMPLE_EXPANDED, Malformed, check_count, iter_tagged
+from necoma.collect.sflow.xdr import COUNTER_SAMPLE_EXPANDED, Malformed, records
 
 _COMPACT = struct.Struct(">III")  # seq, source id, n records
 _EXPANDED = struct.Struct(">IIII")  # seq, source id type, source id index, n records
@@ -30,9 +30,8 @@ def parse_counter_sample(data: bytes, start: int, end: int, fmt: int) -> list[tu
         raise Malformed("truncated_counter_sample")
     n_records = layout.unpack_from(data, start)[-1]
     off = start + layout.size
-    check_count(n_records, off, end, "record")
     blocks = []
-    for rfmt, rstart, rend in iter_tagged(data, off, end, n_records, "record"):
+    for rfmt, rstart, rend in records(data, off, end, n_records):
         if rfmt != 1:
             continue
         if rend - rstart < GENERIC.size:

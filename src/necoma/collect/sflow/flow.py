@@ -17,7 +17,7 @@ import struct
 from dataclasses import dataclass
 
 from necoma.collect.sflow.xdr import (
-    FLOW_SAMPLE_EXPANDED, U32, Malformed, check_count, iter_tagged, read_address,
+    FLOW_SAMPLE_EXPANDED, U32, Malformed, check_count, read_address, records,
 )
 
 # sFlow header_protocol -> pcap LINKTYPE understood by necoma.collect.packet
@@ -70,8 +70,7 @@ def parse_flow_sample(data: bytes, start: int, end: int, fmt: int) -> FlowSample
         sample = FlowSample(rate, _interface(inp >> 30, inp & UNKNOWN_IF), _interface(out >> 30, out & UNKNOWN_IF))
     if rate == 0:
         raise Malformed("zero_sampling_rate")  # rows must be scalable by their rate
-    check_count(n_records, off, end, "record")
-    for rfmt, rstart, rend in iter_tagged(data, off, end, n_records, "record"):
+    for rfmt, rstart, rend in records(data, off, end, n_records):
         _RECORDS.get(rfmt, _skip)(sample, data, rstart, rend)
     return sample
 

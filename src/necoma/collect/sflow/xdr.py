@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 VERSION = 5
@@ -76,24 +75,37 @@ def read_header(data: bytes) -> Header:
     return Header(agent, sub_agent, seq, uptime, n, off + 16)
 
 
-def iter_tagged(data: bytes, off: int, end: int, count: int, what: str) -> Iterator[tuple[int, int, int]]:
-    """Yield (data format, body start, body end) for `count` tagged structures in [off, end).
+def split_tagged(data: bytes, off: int, end: int, count: int, what: str) -> tuple[list[tuple[int, int, int]], str | None]:
+    """(data format, body start, body end) of `count` tagged structures in [off, end), and
+    the reason the walk stopped early (None when all `count` were found).
 
-    A structure whose length runs past `end` raises: nothing after it can be located.
-    `count` comes from the wire; it cannot make us loop more than the bytes allow,
-    since every structure takes at least 8 bytes.
+    A structure whose length runs past `end` stops the walk: nothing after it can be
+    located, but everything before it is sound. `count` comes from the wire; it cannot
+    make us loop more than the bytes allow, since every structure takes at least 8 bytes.
     """
+    out = []
+    unpack = U32X2.unpack_from
     for _ in range(count):
         if off + 8 > end:
-            raise Malformed(f"{what}_count_exceeds_data")
-        fmt, length = U32X2.unpack_from(data, off)
+            return out, f"{what}_count_exceeds_data"
+        fmt, length = unpack(data, off)
         off += 8
         if length > end - off:
-            raise Malformed(f"{what}_length_overflow")
-        yield fmt, off, off + length
+            return out, f"{what}_length_overflow"
+        out.append((fmt, off, off + length))
         off += length
     # Bytes left after the last structure are ignored, as sflowtool does: they hold
     # nothing we could locate, and rejecting for them would lose sound data.
+    return out, None
+
+
+def records(data: bytes, off: int, end: int, count: int) -> list[tuple[int, int, int]]:
+    """The records of one sample: all of them, or Malformed (a sample is kept whole or not at all)."""
+    check_count(count, off, end, "record")
+    found, error = split_tagged(data, off, end, count, "record")
+    if error:
+        raise Malformed(error)
+    return found
 
 
 def check_count(count: int, off: int, end: int, what: str) -> None:
