@@ -156,7 +156,8 @@ def eval_table(report) -> Table:
         if s.status != "scored":
             table.add_row(s.name, s.status if s.status != "error" else f"error: {s.error}", "", "", "", "", "", "", "")
             continue
-        table.add_row(s.name, "scored", str(s.alerts), _fmt(s.precision), _fmt(s.recall), _fmt(s.f1), _ttd(s),
+        alerts = str(s.alerts - s.warmup_alerts) + (f" (+{s.warmup_alerts} warm-up)" if s.warmup_alerts else "")
+        table.add_row(s.name, "scored", alerts, _fmt(s.precision), _fmt(s.recall), _fmt(s.f1), _ttd(s),
                       str(s.fp), str(len(s.misses)))
     return table
 
