@@ -105,3 +105,16 @@ def test_cli_eval_scores_a_registered_toy(tmp_path, monkeypatch):
     assert ssl["precision"] == 0.5 and ssl["recall"] == 1.0
     assert ssl["false_positives"] == [{"value": "10.1.0.53", "role": "scanner"}]
     assert not (tmp_path / "unused").exists()
+
+
+def test_registered_detectors_run_through_the_analysis_runner():
+    """The real registry's Detector classes are run like `necoma analyze` runs them, and scored."""
+    import pytest
+
+    registry = pytest.importorskip("necoma.analyze.registry")
+    if "ssl_scan" not in registry.all_detectors():
+        pytest.skip("no ssl_scan detector registered")
+    report = evaluate_lake(imported().lake_path, scenario(), only={"ssl_scan"})
+    [s] = report.scores
+    assert s.status == "scored", s.error
+    assert s.spec["roles"] == ["scanner"] and s.truth == 1
