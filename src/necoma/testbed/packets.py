@@ -104,13 +104,20 @@ def _rdata(rtype: int, data: str) -> bytes:
 
 def dns_message(txid: int, qname: str, qtype: int, *, response: bool, rcode: int = 0,
                 answers: list[tuple[int, int, str]] = (), edns: bool = True, rd: bool = True) -> bytes:
-    """A DNS message with one question; answers are (type, ttl, data) owned by the question name."""
+    """A DNS message with one question; answers are (type, ttl, data), a chain as resolvers send it.
+
+    The first answer is owned by the question name (compressed to a pointer);
+    a record after a CNAME is owned by the CNAME's target.
+    """
     flags = (0x8000 | 0x0080 if response else 0) | (0x0100 if rd else 0) | (rcode & 0xF)
     msg = struct.pack("!HHHHHH", txid, flags, 1, len(answers), 0, 1 if edns else 0)
     msg += dns_name(qname) + struct.pack("!HH", qtype, 1)
+    owner = b"\xc0\x0c"
     for rtype, ttl, data in answers:
         rd_ = _rdata(rtype, data)
-        msg += struct.pack("!HHHIH", 0xC00C, rtype, 1, ttl, len(rd_)) + rd_
+        msg += owner + struct.pack("!HHIH", rtype, 1, ttl, len(rd_)) + rd_
+        if rtype == 5:
+            owner = dns_name(data)
     if edns:
         msg += b"\0" + struct.pack("!HHIH", 41, 1232, 0, 0)  # OPT: UDP payload size 1232
     return msg

@@ -21,7 +21,7 @@ PORTS = ((443, 1.0), (8443, 0.35), (993, 0.25))  # port, share of targets probed
 def inject(sc: Scenario, hosts: Hosts, domains: list[str]) -> list[dict]:
     rng = sc.rng("attack", "ssl_scan")
     scanner = f"203.0.113.{int(rng.integers(10, 250))}"
-    n = int(TARGETS * sc.scale)
+    n = min(int(TARGETS * sc.scale), 60000)  # each site has 65280 client addresses to sweep
     nets = [SITE_A, SITE_B]
     idx = rng.choice(65536 - 256, size=n, replace=False) + 256  # sweeps whole sites, skipping the server /24
     site = rng.integers(0, 2, n)
