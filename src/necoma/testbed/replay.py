@@ -26,8 +26,8 @@ DEFAULT_MAX_RATE = 20_000.0  # datagrams per second when replaying at "max" spee
 def parse_target(text: str) -> tuple[str, int]:
     """HOST:PORT or [IPv6]:PORT."""
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not host:
-        raise ValueError(f"{text!r}: expected HOST:PORT (or [v6]:PORT)")
+    if not sep or not port.isdigit() or not host or not 0 < int(port) < 65536:
+        raise ValueError(f"{text!r}: expected HOST:PORT (or [v6]:PORT) with a port in 1-65535")
     return host.strip("[]"), int(port)
 
 
