@@ -41,6 +41,7 @@ class Principal:
     org_name: str
     role: str
     group_ids: frozenset[int]
+    name: str = ""  # who, for display: the key's user, else its label, else its id
 
     def at_least(self, role: str) -> bool:
         return ROLES.index(self.role) >= ROLES.index(role)
@@ -130,7 +131,9 @@ def authenticate(s: Session, token: str) -> Principal | None:
     if row is None or not ok or row.revoked:
         return None
     groups = frozenset(s.scalars(select(GroupMember.group_id).where(GroupMember.org_id == row.org_id)))
-    return Principal(key_id=key_id, org_id=row.org_id, org_name=row.org.name, role=row.role, group_ids=groups)
+    name = row.user.name if row.user else (row.label or key_id)
+    return Principal(key_id=key_id, org_id=row.org_id, org_name=row.org.name, role=row.role, group_ids=groups,
+                     name=name)
 
 
 def add_group(s: Session, name: str, description: str = "") -> tuple[SharingGroup, Collection]:

@@ -156,3 +156,41 @@ class Peer(Base):
     push_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     last_sync_us: Mapped[int] = mapped_column(BigInteger, default=0)
     last_error: Mapped[str] = mapped_column(Text, default="")
+
+
+class Post(Base):
+    """A timeline post (NECOMAtter's "mew"): markdown text with the sharing scope of a STIX object.
+
+    `group_id` NULL with TLP:CLEAR is public; NULL with AMBER+STRICT is for the
+    author's organization; with a group, the TLP rules of that group's
+    collection apply. TLP:RED posts reach the author's organization and the
+    organizations mentioned (@org) — the named recipients.
+    """
+
+    __tablename__ = "posts"
+    __table_args__ = (Index("ix_posts_group", "group_id", "id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+    author: Mapped[str] = mapped_column(String(200))  # user name, or the key's label / id for bots
+    text: Mapped[str] = mapped_column(Text)
+    html: Mapped[str] = mapped_column(Text)  # rendered markdown (raw HTML in the text is escaped)
+    reply_to: Mapped[int | None] = mapped_column(ForeignKey("posts.id", ondelete="SET NULL"), nullable=True, index=True)
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("sharing_groups.id", ondelete="CASCADE"), nullable=True)
+    tlp: Mapped[str] = mapped_column(String(16))
+    created_us: Mapped[int] = mapped_column(BigInteger)
+    attachment: Mapped[str | None] = mapped_column(Text, nullable=True)  # e.g. a STIX bundle (JSON)
+
+
+class PostTag(Base):
+    __tablename__ = "post_tags"
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(100), primary_key=True, index=True)
+
+
+class PostMention(Base):
+    """@name in a post: an organization (then a named recipient of TLP:RED) or a user."""
+
+    __tablename__ = "post_mentions"
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), primary_key=True, index=True)
+    org_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), nullable=True)

@@ -39,6 +39,7 @@ class Service:
     sessions: sessionmaker[Session]
     settings: ExchangeSettings
     limiter: TokenBuckets
+    notifier: "Notifier"
 
 
 def token_from(header: str | None) -> str | None:
@@ -74,11 +75,15 @@ def authenticate(request: Request) -> Principal:
     return principal
 
 
-def error_response(exc: TaxiiError) -> JSONResponse:
+def error_response(exc: TaxiiError, media_type: str = TAXII) -> JSONResponse:
     body = {"title": exc.title, "description": exc.description, "http_status": str(exc.http_status)}
     if exc.details is not None:
         body["details"] = exc.details
-    return JSONResponse(body, status_code=exc.http_status, headers=exc.headers, media_type=TAXII)
+    return JSONResponse(body, status_code=exc.http_status, headers=exc.headers, media_type=media_type)
+
+
+def _media(request: Request) -> str:
+    return TAXII if request.url.path.startswith("/taxii2/") else "application/json"
 
 
 def create_app(database_url: str, settings: ExchangeSettings | None = None) -> FastAPI:
@@ -88,18 +93,23 @@ def create_app(database_url: str, settings: ExchangeSettings | None = None) -> F
     with sessions.begin() as s:
         admin.ensure_public_collection(s, settings.org_name)
     app = FastAPI(title="necoma exchange", docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.service = Service(sessions, settings, TokenBuckets(settings.rate_per_second, settings.rate_burst))
+    from necoma.exchange.timeline.stream import Notifier
+
+    app.state.service = Service(sessions, settings, TokenBuckets(settings.rate_per_second, settings.rate_burst),
+                                Notifier())
     app.state.engine = engine
 
     @app.exception_handler(TaxiiError)
-    async def _taxii_error(_request: Request, exc: TaxiiError) -> JSONResponse:
-        return error_response(exc)
+    async def _taxii_error(request: Request, exc: TaxiiError) -> JSONResponse:
+        return error_response(exc, _media(request))
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(TaxiiError(400, "Bad request", str(exc.errors()[:3])))
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(TaxiiError(400, "Bad request", str(exc.errors()[:3])), _media(request))
 
     from necoma.exchange.taxii import routes  # here, so routes can import this module's helpers
+    from necoma.exchange.timeline import routes as timeline_routes
 
     app.include_router(routes.router)
+    app.include_router(timeline_routes.router)
     return app
