@@ -136,6 +136,14 @@ def authenticate(s: Session, token: str) -> Principal | None:
                      name=name)
 
 
+def principal_for(s: Session, org_name: str, role: str = "analyst", name: str = "") -> Principal:
+    """A principal acting for `org_name` without a key (pipeline bots inside this instance)."""
+    org = get_org(s, org_name)
+    groups = frozenset(s.scalars(select(GroupMember.group_id).where(GroupMember.org_id == org.id)))
+    return Principal(key_id=f"local:{name or role}", org_id=org.id, org_name=org.name, role=role,
+                     group_ids=groups, name=name or role)
+
+
 def add_group(s: Session, name: str, description: str = "") -> tuple[SharingGroup, Collection]:
     """A sharing group and its TAXII collection."""
     if s.scalar(select(SharingGroup).where(SharingGroup.name == name)):
