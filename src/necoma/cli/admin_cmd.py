@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator, Optional
 
 import typer
@@ -20,6 +21,8 @@ group_app = typer.Typer(help="Sharing groups (each has its own TAXII collection)
 app.add_typer(org_app, name="org")
 app.add_typer(key_app, name="key")
 app.add_typer(group_app, name="group")
+misp_app = typer.Typer(help="MISP feeds.", no_args_is_help=True)
+app.add_typer(misp_app, name="misp")
 peer_app = typer.Typer(help="Peers: other TAXII 2.1 servers to pull from and push to.", no_args_is_help=True)
 app.add_typer(peer_app, name="peer")
 
@@ -176,3 +179,24 @@ def peer_sync(ctx: typer.Context, name: str = typer.Argument(..., help="Peer to 
     console.print(f"{name}: pulled {res.pulled}, pushed {res.pushed}, rejected {res.rejected}")
     if res.errors:
         fail("; ".join(res.errors), code=1)
+
+
+@misp_app.command("import")
+def misp_import(
+    ctx: typer.Context,
+    directory: Path = typer.Argument(..., exists=True, file_okay=False, help="MISP feed directory (manifest.json)."),
+    org: str = typer.Option(..., "--org", help="Local organization that owns the imported indicators."),
+    group: Optional[str] = typer.Option(None, "--group", help="Sharing group; default the public collection (TLP:CLEAR only)."),
+) -> None:
+    """Import a MISP feed's network indicators (ip, domain, url with to_ids) as STIX."""
+    from necoma.exchange import misp
+
+    settings = settings_from(ctx)
+    engine = open_engine(settings.exchange_db_url)
+    try:
+        counts = misp.import_feed(session_factory(engine), directory, org, group)
+    except (admin.AdminError, ValueError, OSError) as exc:
+        fail(str(exc))
+    finally:
+        engine.dispose()
+    console.print(", ".join(f"{k.replace('_', ' ')} {v}" for k, v in counts.items()))
