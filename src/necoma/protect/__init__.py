@@ -1,0 +1,1 @@
+"""Decide and protect: countermeasure actions, their human or policy decision, and enforcement drivers."""
