@@ -7,6 +7,7 @@ PKGS=(
   unbound dnsutils hping3 nmap iproute2            # the network-namespace lab
   publicsuffix            # offline public suffix list
   postgresql              # the exchange store's second engine (tests start a throwaway cluster)
+  nftables bind9-utils    # protect drivers: nft for the nftables point, named-checkzone guards RPZ zones
 )
 missing=()
 for p in "${PKGS[@]}"; do
