@@ -188,3 +188,21 @@ def test_contacts_config_rdap_cache_and_rdap_server(tmp_path):
     assert offline.lookup("not-an-ip")[1] == "'not-an-ip' is not an IP address or prefix"
     with pytest.raises(ValueError, match="not an email"):
         ContactBook({"192.0.2.0/24": "nobody"})
+
+
+def test_bot_report_is_infected_host_with_reported_domains(world):
+    rows = [{"time": at(0, m).isoformat(), "client_ip": "192.0.2.50", "qname": f"qwzxbplmnrt{m}.com", "qtype": 1, "rcode": 3}
+            for m in range(3)] + [{"time": at(0).isoformat(), "client_ip": "192.0.2.60", "qname": "other.example"}]
+    ev = {"incident_id": "inc-bot", "title": "bots: 192.0.2.50", "category": "bots", "detectors": ["zeus_dga"],
+          "window_start": at(0).isoformat(), "window_end": at(1).isoformat(), "rows": rows,
+          "subjects": [["bot", "192.0.2.50"]] + [["domain", f"qwzxbplmnrt{m}.com"] for m in range(3)]}
+    driver = load_driver("abuse", "abuse", world["options"])
+    driver.apply([Action(kind="report_abuse", point="abuse", params={"evidence": ev}).with_id()])  # addresses from the subjects
+    (_, rcpts, msg), = world["smtp"].messages
+    parts = list(msg.iter_parts())
+    fields = parts[1].get_payload()[0]
+    assert fields.get_all("Reported-Domain") == [f"qwzxbplmnrt{m}.com" for m in range(3)]
+    assert len(list(csv.DictReader(io.StringIO(parts[2].get_content())))) == 3  # only the bot's rows
+    x = json.loads(parts[3].get_content())
+    assert (x["category"], x["type"], x["bot_type"], x["bot_name"]) == ("connection", "infected_host", "malicious", "GameOver ZeuS")
+    assert "malware:gameover-zeus" in x["tags"]
