@@ -29,7 +29,7 @@ class Journal:
     def __init__(self, path: Path, point: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.point = point
-        self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+        self._db = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)  # autocommit
         self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
@@ -45,7 +45,9 @@ class Journal:
             incident_id, recipient, _iso(now))
 
     def count_since(self, recipient: str, since: datetime) -> int:
-        return self._db.execute("SELECT count(*) FROM sent WHERE point=? AND recipient=? AND sent_at>?",
+        # de-duplicated entries sent nothing, so they do not count against the limit
+        return self._db.execute("SELECT count(*) FROM sent WHERE point=? AND recipient=? AND sent_at>? "
+                                "AND went_to NOT LIKE 'duplicate%'",
                                 (self.point, recipient, _iso(since))).fetchone()[0]
 
     def record_sent(self, action_id: str, recipient: str, incident_id: str | None, addresses: list[str],
