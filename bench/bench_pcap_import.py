@@ -16,6 +16,7 @@ and prints packets/s of both, the ratio, peak RSS and flow rows written per seco
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import resource
 import shutil
@@ -83,25 +84,29 @@ def generate(path: Path, packets: int) -> None:
         fh.write(b"".join(out))
 
 
-def bench_tshark(path: Path) -> float:
+def _cpu(who: int) -> float:
+    r = resource.getrusage(who)
+    return r.ru_utime + r.ru_stime
+
+
+def bench_tshark(path: Path) -> tuple[float, float]:
     cmd = ["tshark", "-r", str(path), "-T", "fields", "-e", "frame.time_epoch", "-e", "ip.src", "-e", "ip.dst",
            "-e", "dns.id", "-e", "dns.qry.name", "-e", "dns.qry.type", "-e", "dns.flags.response",
            "-e", "dns.flags.rcode"]
-    t = time.perf_counter()
+    t, c = time.perf_counter(), _cpu(resource.RUSAGE_CHILDREN)
     subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-    return time.perf_counter() - t
+    return time.perf_counter() - t, _cpu(resource.RUSAGE_CHILDREN) - c
 
 
-def bench_necoma(path: Path) -> tuple[float, dict[str, int], int]:
+def bench_necoma(path: Path) -> tuple[float, float, dict[str, int], int]:
     from necoma.collect.importing import run_import
     from necoma.config import Settings
 
     tmp = Path(tempfile.mkdtemp(prefix="necoma-bench-"))
     try:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), _cpu(resource.RUSAGE_SELF)
         report = run_import("pcap", path, Settings(data_dir=tmp), force=True)
-        elapsed = time.perf_counter() - t
-        return elapsed, report.rows, report.rejects.total
+        return time.perf_counter() - t, _cpu(resource.RUSAGE_SELF) - c, report.rows, report.rejects.total
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -118,17 +123,19 @@ def main() -> None:
         generate(path, args.packets)
         print(f"generated {path} ({path.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.1f} s")
     n = args.packets
-    elapsed, rows, rejected = bench_necoma(path)
+    elapsed, cpu, rows, rejected = bench_necoma(path)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"necoma import: {elapsed:.2f} s, {n / elapsed:,.0f} packets/s; rows {rows}; rejected {rejected}")
-    print(f"  flows: {rows.get('flows', 0):,} rows, {rows.get('flows', 0) / elapsed:,.0f} flow rows/s"
-          f" (written within the same import)")
+    flows = rows.get("flows", 0)
+    print(f"necoma import: {elapsed:.2f} s wall, {n / elapsed:,.0f} packets/s"
+          f" (CPU {cpu:.2f} s, {n / cpu:,.0f} packets per CPU-second); rows {rows}; rejected {rejected}")
+    print(f"  flows: {flows:,} rows in the same import, {flows / elapsed:,.0f} flow rows/s")
     print(f"  peak RSS of the benchmark process: {rss_mb:,.0f} MB")
     if args.no_tshark or not shutil.which("tshark"):
         return
-    ts = bench_tshark(path)
-    print(f"tshark -T fields: {ts:.2f} s, {n / ts:,.0f} packets/s")
-    print(f"ratio necoma / tshark: {ts / elapsed:.1f}x")
+    ts, ts_cpu = bench_tshark(path)
+    print(f"tshark -T fields: {ts:.2f} s wall, {n / ts:,.0f} packets/s (CPU {ts_cpu:.2f} s)")
+    print(f"ratio necoma / tshark: {ts / elapsed:.1f}x wall-clock, {ts_cpu / cpu:.1f}x CPU time")
+    print(f"load average during the run: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ _TAG = re.compile(r"([^\s\[\]:]{1,64})(?:\[([^\]\s]{0,128})\])?: ?")
 _HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:%-]{0,254}")
 _BOM = b"\xef\xbb\xbf"
 _ESCAPABLE = frozenset(b'"\\]')
+MAX_LOGGED = 10_000  # (exporter, reason) pairs logged once; spoofed senders cannot grow it further
 _FUTURE_SLACK = 7 * 86400  # seconds a year-less timestamp may lie after its reception
 
 
@@ -303,7 +304,7 @@ class SyslogDecoder:
     def reject(self, exporter: str, reason: str) -> None:
         """Count one rejected message (also used by the TCP framer for framing errors)."""
         self.stats.of(exporter).rejected[reason] += 1
-        if (exporter, reason) not in self._logged:
+        if (exporter, reason) not in self._logged and len(self._logged) < MAX_LOGGED:
             self._logged.add((exporter, reason))
             log.warning("syslog from %s: %s (logged once; further ones are only counted)", exporter, reason)
 

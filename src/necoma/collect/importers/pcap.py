@@ -13,8 +13,6 @@ import threading
 from collections import Counter
 from pathlib import Path
 
-import pyarrow as pa
-
 from necoma.collect.capture_file import CaptureReader, NotACapture
 from necoma.collect.flowagg import FlowAggregator
 from necoma.collect.packet import decode_frames
@@ -37,18 +35,18 @@ def import_file(path: Path, writer: LakeWriter, rejects: Rejects, *, chunk_bytes
         raise ImportFailed(f"{path}: cannot read: {exc}") from None
     flows = FlowAggregator(path.name, idle_s=idle_timeout, active_s=active_timeout)
     skipped: Counter = Counter()
-    # Parquet encoding releases the GIL: write on a second thread while the next
-    # chunk is decoded. Only that thread touches the writer; the queue is short so
-    # at most a couple of decoded chunks wait in memory.
-    with _BackgroundWriter(writer) as out, reader:
+    # Flow cutting and Parquet encoding run on a second thread (numpy and Parquet
+    # release the GIL) while the next chunk is decoded. Only that thread touches
+    # the writer and the aggregator; the queue is short, so at most a couple of
+    # decoded chunks wait in memory.
+    with _Background() as bg, reader:
         for b in reader.batches():
             dec = decode_frames(b.buf, b.offsets, b.caplens, b.wirelens, b.times_us, b.linktypes,
                                 exporter=path.name, frame_base=b.first_frame)
             rejects.merge(dec.rejects)
             skipped.update(dec.skipped)
-            out.put(("packets", dec.packets), ("dns", dec.dns),
-                    ("flows", flows.add(dec.packets, dec.tos, dec.addr_keys)))
-        out.put(("flows", flows.finish()))
+            bg.put(_store, writer, flows, dec)
+        bg.put(lambda: writer.write("flows", flows.finish()))
     notes = [f"{reader.format}, {reader.frames} frames read"]
     if skipped:
         kinds = ", ".join(f"{n} × {k}" for k, n in skipped.most_common(5))
@@ -58,28 +56,35 @@ def import_file(path: Path, writer: LakeWriter, rejects: Rejects, *, chunk_bytes
     return notes
 
 
-class _BackgroundWriter:
-    def __init__(self, writer: LakeWriter) -> None:
-        self.writer = writer
+def _store(writer: LakeWriter, flows: FlowAggregator, dec) -> None:
+    writer.write("packets", dec.packets)
+    writer.write("dns", dec.dns)
+    writer.write("flows", flows.add(dec.packets, dec.tos, dec.addr_keys))
+
+
+class _Background:
+    """One worker thread running queued calls in order; its first error is re-raised
+    on the importing thread (at the next `put` or at exit)."""
+
+    def __init__(self) -> None:
         self.queue: queue.Queue = queue.Queue(maxsize=2)
         self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name="pcap-lake-writer", daemon=True)
+        self.thread = threading.Thread(target=self._run, name="pcap-import-writer", daemon=True)
 
     def _run(self) -> None:
         while (item := self.queue.get()) is not None:
             if self.error is None:
                 try:
-                    for table, data in item:
-                        self.writer.write(table, data)
+                    item[0](*item[1:])
                 except BaseException as exc:  # noqa: BLE001 - re-raised on the importing thread
                     self.error = exc
 
-    def put(self, *items: tuple[str, pa.Table]) -> None:
+    def put(self, func, *args) -> None:
         if self.error is not None:
             raise self.error
-        self.queue.put(items)
+        self.queue.put((func, *args))
 
-    def __enter__(self) -> "_BackgroundWriter":
+    def __enter__(self) -> "_Background":
         self.thread.start()
         return self
 

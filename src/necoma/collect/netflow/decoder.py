@@ -13,23 +13,25 @@ it could be used).
 from __future__ import annotations
 
 import logging
+import struct
 from collections import Counter, OrderedDict
 
 import pyarrow as pa
 
 from necoma.collect.netflow import fields as F
 from necoma.collect.netflow.pending import PendingSet, PendingSets
-from necoma.collect.netflow.records import UPTIME_UNKNOWN, Batches, Meta, OptionState
+from necoma.collect.netflow.records import UPTIME_UNKNOWN, Batches, OptionState
 from necoma.collect.netflow.sequence import SequenceTracker
 from necoma.collect.netflow.templates import TemplateCache
 from necoma.collect.netflow.v5 import V5_TEMPLATE, parse_v5
 from necoma.collect.netflow.v9_ipfix import (
-    Header, TemplateRecord, iter_sets, parse_header, parse_options_records, parse_template_set, sampling_rate,
+    Header, TemplateRecord, parse_header, parse_options_records, parse_template_set, sampling_rate,
 )
 from necoma.collect.stats import CollectorStats, ExporterStats
 
 log = logging.getLogger("necoma.collect.netflow")
 
+_SET_HEADER = struct.Struct(">HH")  # set id, set length (RFC 3954 §5.1 FlowSet, RFC 7011 §3.3.2)
 MAX_LOGGED = 10_000  # (reason, exporter) pairs remembered for log-once
 MAX_OPTION_DOMAINS = 65_536  # (exporter, domain) option states kept
 MAX_OPTION_ENTRIES = 4_096  # per-interface / per-sampler entries per domain
@@ -49,6 +51,7 @@ class NetflowDecoder:
         self._batches = Batches()
         self._logged: set[tuple[str, str]] = set()
         self._last_expire = 0.0
+        self._compiled: dict = {}  # raw template definition -> compiled Template (see parse_template_set)
 
     @classmethod
     def from_settings(cls, collect) -> "NetflowDecoder":  # necoma.config.CollectSettings
@@ -61,13 +64,16 @@ class NetflowDecoder:
         st.bytes += len(data)
         st.last_seen = max(st.last_seen, received)
         try:
-            ok = self._feed(bytes(data), exporter, received, st)
+            ok = self._feed(data if type(data) is bytes else bytes(data), exporter, received, st)
         except Exception:  # a decoder bug must cost one datagram, never the collector
             if ("internal_error", exporter) not in self._logged:
                 log.exception("netflow: internal error decoding a datagram from %s", exporter)
             self._reject(exporter, st, "internal_error")
             ok = False
-        self.datagram_outcomes.setdefault(exporter, Counter())["decoded" if ok else "rejected"] += 1
+        outcomes = self.datagram_outcomes.get(exporter)
+        if outcomes is None:
+            outcomes = self.datagram_outcomes[exporter] = Counter()
+        outcomes["decoded" if ok else "rejected"] += 1
         if received - self._last_expire >= 1.0:
             self._expire(received)
 
@@ -104,7 +110,7 @@ class NetflowDecoder:
             return False
         self._gap(st, self.sequences.observe((exporter, 5, h.domain), h.sequence, h.count))
         self._batches.add(V5_TEMPLATE, exporter, h.domain, "netflow5", None, body, n,
-                          Meta(h.export_ms, h.uptime_ms, h.sampling_rate))
+                          (h.export_ms, h.uptime_ms, h.sampling_rate))
         st.records += n
         return True
 
@@ -114,28 +120,44 @@ class NetflowDecoder:
             self._reject(exporter, st, problem)
         if h is None:
             return False
-        source = "ipfix" if h.ipfix else "netflow9"
+        ipfix = h.ipfix
+        source = "ipfix" if ipfix else "netflow9"
         problems: list[str] = []
         records, flows, unknown = 0, 0, False
-        tset, oset = (2, 3) if h.ipfix else (0, 1)
-        for s in iter_sets(data, 16 if h.ipfix else 20, h.end, problems):
-            if s.set_id == tset or s.set_id == oset:
-                opt = s.set_id == oset
-                for rec in parse_template_set(data, s.start, s.end, h.ipfix, opt, problems):
-                    self._template(exporter, h, rec, opt, st, problems)
-            elif s.set_id >= 256:
-                got = self._data_set(exporter, h, source, s.set_id, data[s.start:s.end], received, st, problems)
+        tset, oset = (2, 3) if ipfix else (0, 1)
+        # The set walk is inline (no generator, no per-set objects): it runs for every datagram.
+        pos, end = (16 if ipfix else 20), h.end
+        while end - pos >= 4:
+            set_id, length = _SET_HEADER.unpack_from(data, pos)
+            if length < 4:
+                if set_id or length or data[pos:end].strip(b"\0"):  # else: zero padding after the last set
+                    problems.append("bad_set_length")
+                break
+            nxt = pos + length
+            if nxt > end:
+                problems.append("set_length_overflow")
+                break
+            if set_id >= 256:
+                got = self._data_set(exporter, h, source, set_id, data[pos + 4:nxt], received, st, problems)
                 if got is None:
                     unknown = True
                 else:
                     records += got[0]
                     flows += 0 if got[1] else got[0]
+            elif set_id == tset or set_id == oset:
+                opt = set_id == oset
+                for rec in parse_template_set(data, pos + 4, nxt, ipfix, opt, problems, self._compiled):
+                    self._template(exporter, h, rec, opt, st, problems)
             else:
                 problems.append("reserved_set_id")
+            pos = nxt
+        else:
+            if pos < end and data[pos:end].strip(b"\0"):
+                problems.append("trailing_bytes")
         for p in problems:
             self._reject(exporter, st, p)
-        stream = (exporter, 10 if h.ipfix else 9, h.domain)
-        if not h.ipfix:  # v9 counts export packets
+        stream = (exporter, 10 if ipfix else 9, h.domain)
+        if not ipfix:  # v9 counts export packets
             self._gap(st, self.sequences.observe(stream, h.sequence, 1))
         elif unknown:  # IPFIX counts data records: unknown without every template
             self.sequences.forget(stream)
@@ -177,9 +199,12 @@ class NetflowDecoder:
         if tpl.variable:
             packed, n, clean = tpl.repack(body)
         else:
-            n = len(body) // tpl.record_length
-            packed = body[:n * tpl.record_length]
-            clean = not any(body[n * tpl.record_length:])  # what is left must be zero padding
+            size = tpl.record_length
+            n = len(body) // size
+            if n * size == len(body):
+                packed, clean = body, True
+            else:  # what is left must be zero padding
+                packed, clean = body[:n * size], not body[n * size:].strip(b"\0")
         if not clean:
             problems.append("data_record_truncated")
         if h.ipfix:
@@ -187,7 +212,7 @@ class NetflowDecoder:
             uptime = UPTIME_UNKNOWN if opts.init_ms is None else (h.export_ms - opts.init_ms) % (1 << 32)
         else:
             uptime = h.uptime_ms
-        self._batches.add(tpl, exporter, h.domain, source, opts, packed, n, Meta(h.export_ms, uptime, opts.rate))
+        self._batches.add(tpl, exporter, h.domain, source, opts, packed, n, (h.export_ms, uptime, opts.rate))
         st.records += n
         return n, False
 

@@ -4,21 +4,20 @@
 bytes to a batch keyed by template; `Batches.flush` joins a batch's bytes and
 decodes every record in one `np.frombuffer` call. Per-datagram values (export
 time, sysUptime, sampling rate) travel beside the bytes and are repeated per
-record with `np.repeat`. Addresses become text through `np.unique`: flows
-repeat a few addresses many times, so only distinct values are formatted in
-Python.
+record with `np.repeat`. Text columns are built in Arrow buffers (text.py).
 """
 from __future__ import annotations
 
 import logging
-import socket
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
 
 from necoma.collect.netflow import fields as F
 from necoma.collect.netflow.templates import Slot, Template, uint_values
+from necoma.collect.netflow.text import ipv4_text, ipv6_text, repeated
 from necoma.schemas import FLOWS
 
 log = logging.getLogger("necoma.collect.netflow")
@@ -41,12 +40,11 @@ class OptionState:
     if_names: dict[int, str] = field(default_factory=dict)
 
 
-@dataclass
-class Meta:
+class Meta(NamedTuple):
     """Per-datagram values that records are interpreted with."""
 
     export_ms: int
-    uptime_ms: int  # sysUptime of the header (v5, v9) or export - systemInit (IPFIX; may be < 0)
+    uptime_ms: int  # sysUptime of the header (v5, v9) or export - systemInit (IPFIX, mod 2^32)
     rate: int  # sampling rate in force when the datagram arrived (0 = unknown -> 1)
 
 
@@ -57,7 +55,7 @@ class _Batch:
         self.tpl, self.exporter, self.domain, self.source, self.options = tpl, exporter, domain, source, options
         self.parts: list[bytes] = []
         self.counts: list[int] = []
-        self.metas: list[Meta] = []
+        self.metas: list[tuple[int, int, int]] = []  # Meta fields, as plain tuples (cheaper per datagram)
         self.records = 0
 
 
@@ -70,7 +68,7 @@ class Batches:
         self.failed: list[tuple[str, int]] = []  # (exporter, records) of batches that could not be decoded
 
     def add(self, tpl: Template, exporter: str, domain: int, source: str, options: OptionState | None,
-            records: bytes, count: int, meta: Meta) -> None:
+            records: bytes, count: int, meta: tuple[int, int, int]) -> None:
         """`records`: `count` records in `tpl.dtype` layout (fixed, or repacked variable)."""
         if count <= 0:
             return
@@ -107,9 +105,8 @@ def decode_batch(b: _Batch) -> pa.Table:
     n = b.records
     arr = np.frombuffer(b"".join(b.parts), dtype=tpl.dtype, count=n)
     counts = np.asarray(b.counts, dtype=np.int64)
-    export_ms = np.repeat(np.fromiter((m.export_ms for m in b.metas), np.int64, len(b.metas)), counts)
-    uptime = np.repeat(np.fromiter((m.uptime_ms for m in b.metas), np.int64, len(b.metas)), counts)
-    rate = np.repeat(np.fromiter((m.rate for m in b.metas), np.int64, len(b.metas)), counts)
+    metas = np.array(b.metas, dtype=np.int64).reshape(-1, 3)
+    export_ms, uptime, rate = (np.repeat(metas[:, i], counts) for i in range(3))
     s = tpl.slots
 
     def uint(col: str) -> np.ndarray | None:
@@ -148,7 +145,7 @@ def decode_batch(b: _Batch) -> pa.Table:
     columns = {
         "start_time": pa.array(start, pa.int64()).cast(FLOWS.field("start_time").type),
         "end_time": pa.array(end, pa.int64()).cast(FLOWS.field("end_time").type),
-        "exporter": pa.array(np.full(n, b.exporter, dtype=object), pa.string()),
+        "exporter": repeated(b.exporter, n),
         "observation_domain": pa.array(np.full(n, b.domain & 0xFFFFFFFF, np.uint32)),
         "src_ip": _addresses(arr, s.get("src_ip"), n),
         "dst_ip": _addresses(arr, s.get("dst_ip"), n),
@@ -157,7 +154,7 @@ def decode_batch(b: _Batch) -> pa.Table:
         "protocol": protocol,
         "sampling_rate": rate,
         "fragments": fragments,
-        "source": pa.array(np.full(n, b.source, dtype=object), pa.string()),
+        "source": repeated(b.source, n),
     }
     arrays = []
     for f in FLOWS:
@@ -224,10 +221,4 @@ def _lookup(keys: np.ndarray, table: dict[int, int]) -> np.ndarray:
 def _addresses(arr: np.ndarray, slot: Slot | None, n: int) -> pa.Array:
     if slot is None:
         return pa.nulls(n, pa.string())
-    uniq, inverse = np.unique(arr[slot.name], return_inverse=True)
-    if slot.kind == "ipv4":
-        text = [socket.inet_ntoa(int(x).to_bytes(4, "big")) for x in uniq]
-    else:
-        text = [socket.inet_ntop(socket.AF_INET6, x.tobytes()) for x in uniq]
-    indices = pa.array(inverse.reshape(-1).astype(np.int32))
-    return pa.DictionaryArray.from_arrays(indices, pa.array(text, pa.string())).cast(pa.string())
+    return ipv4_text(arr[slot.name]) if slot.kind == "ipv4" else ipv6_text(arr[slot.name])

@@ -68,6 +68,14 @@ class SequenceTracker:
                 self._streams.popitem(last=False)
             self._streams[stream] = _Stream(seq, counts)
             return 0
+        n = counts[st.mode >> 1]
+        if st.mode & 1:
+            in_order = (st.prev + n) % _M == seq
+        else:
+            in_order = (st.prev + st.prev_counts[st.mode >> 1]) % _M == seq
+        if in_order:  # the common case, without weighing conventions
+            st.prev, st.prev_counts, st.late_end = seq, counts, -1
+            return 0
         deltas = _deltas(st, seq, counts)
         if deltas[st.mode] != 0 and 0 in deltas:
             st.mode = deltas.index(0)

@@ -222,7 +222,7 @@ class TemplateCache:
         """Store; keep the old object when re-sent unchanged. Returns (template, accepted)."""
         per = self._by_exporter.setdefault(exporter, {})
         old = per.get((domain, tpl.tid))
-        if old is not None and old.same_layout(tpl):
+        if old is not None and (old is tpl or old.same_layout(tpl)):
             return old, True
         if old is None and len(per) >= self.max_per_exporter:
             return tpl, False

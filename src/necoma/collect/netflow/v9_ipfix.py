@@ -6,7 +6,7 @@ problems as rejection reasons instead of raising.
 from __future__ import annotations
 
 import struct
-from typing import Iterator, NamedTuple
+from typing import NamedTuple
 
 from necoma.collect.netflow import fields as F
 from necoma.collect.netflow.templates import MAX_FIELDS, Template, check_template, parse_fields
@@ -50,44 +50,29 @@ def parse_header(data: bytes) -> tuple[Header | None, str | None]:
     return Header(True, export * 1000, -1, seq, domain, length), problem
 
 
-class Set(NamedTuple):
-    set_id: int
-    start: int  # body start (after the 4-byte set header)
-    end: int
-
-
-def iter_sets(data: bytes, pos: int, end: int, problems: list[str]) -> Iterator[Set]:
-    """Sets of the message; a set that does not fit ends the walk (its length cannot be trusted)."""
-    while end - pos >= 4:
-        set_id = (data[pos] << 8) | data[pos + 1]
-        length = (data[pos + 2] << 8) | data[pos + 3]
-        if length < 4:
-            if set_id == 0 and length == 0 and not any(data[pos:end]):
-                return  # zero padding after the last set
-            problems.append("bad_set_length")
-            return
-        if pos + length > end:
-            problems.append("set_length_overflow")
-            return
-        yield Set(set_id, pos + 4, pos + length)
-        pos += length
-    if any(data[pos:end]):
-        problems.append("trailing_bytes")
-
-
 class TemplateRecord(NamedTuple):
     tid: int
     template: Template | None  # None: withdrawal (IPFIX field count 0)
 
 
+MAX_COMPILED = 4096  # distinct template definitions remembered by `compiled`
+
+
 def parse_template_set(data: bytes, start: int, end: int, ipfix: bool, options: bool,
-                       problems: list[str]) -> list[TemplateRecord]:
-    """Template records of one (options) template set; bad records are skipped and reported."""
+                       problems: list[str], compiled: dict | None = None) -> list[TemplateRecord]:
+    """Template records of one (options) template set; bad records are skipped and reported.
+
+    Exporters re-send the same templates every few datagrams; `compiled` maps a
+    definition's raw bytes to its compiled Template (or rejection reason), so a
+    re-send costs a dict lookup instead of a new numpy dtype.
+    """
     out: list[TemplateRecord] = []
+    if compiled is None:
+        compiled = {}
     pos = start
     head = 6 if options else 4
     while end - pos >= head:
-        if not any(data[pos:end]):
+        if not data[pos:end].strip(b"\0"):
             break  # padding
         tid = (data[pos] << 8) | data[pos + 1]
         a = (data[pos + 2] << 8) | data[pos + 3]
@@ -106,22 +91,50 @@ def parse_template_set(data: bytes, start: int, end: int, ipfix: bool, options: 
         if count > MAX_FIELDS:
             problems.append("template_too_many_fields")
             return out
-        parsed = parse_fields(data, pos, end, count, ipfix)
-        if parsed is None:
+        spec_end = _specs_end(data, pos, end, count, ipfix)
+        if spec_end is None:
             problems.append("template_truncated")
             return out
-        fields, pos = parsed
+        key = (ipfix, options, scope, tid, data[pos:spec_end])
+        pos = spec_end
         if tid < 256:
             problems.append("template_id_reserved")
             continue
-        reason = check_template(fields, ipfix)
-        if reason is None and options and ipfix and not 0 < scope <= count:
-            reason = "options_template_bad_scope"
-        if reason is not None:
-            problems.append(reason)
-            continue
-        out.append(TemplateRecord(tid, Template(tid, fields, scope_count=scope, is_options=options)))
+        got = compiled.get(key)
+        if got is None:
+            got = _compile(data, key, count)
+            if len(compiled) >= MAX_COMPILED:
+                compiled.clear()
+            compiled[key] = got
+        if isinstance(got, str):
+            problems.append(got)
+        else:
+            out.append(TemplateRecord(tid, got))
     return out
+
+
+def _specs_end(data: bytes, pos: int, end: int, count: int, ipfix: bool) -> int | None:
+    """Where `count` field specifiers starting at `pos` end (IPFIX: 8 bytes with a PEN)."""
+    if not ipfix:
+        pos += 4 * count
+        return pos if pos <= end else None
+    for _ in range(count):
+        if pos + 4 > end:
+            return None
+        pos += 8 if data[pos] & 0x80 else 4
+    return pos if pos <= end else None
+
+
+def _compile(data: bytes, key: tuple, count: int) -> Template | str:
+    ipfix, options, scope, tid, raw = key
+    parsed = parse_fields(raw, 0, len(raw), count, ipfix)
+    if parsed is None:
+        return "template_truncated"
+    fields = parsed[0]
+    reason = check_template(fields, ipfix)
+    if reason is None and options and ipfix and not 0 < scope <= count:
+        reason = "options_template_bad_scope"
+    return reason or Template(tid, fields, scope_count=scope, is_options=options)
 
 
 class OptionsRecord(NamedTuple):
