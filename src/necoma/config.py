@@ -65,6 +65,32 @@ class AnalyzeSettings(_Section):
     write_alerts: bool = Field(True, description="Store alerts in the lake's alerts table.")
 
 
+class ProtectSettings(_Section):
+    """Decide and protect (docs/protect.md). Playbooks and policies have documented built-in defaults
+    (necoma.protect.playbooks / necoma.protect.policies); entries here override or extend them by name."""
+
+    enforce: bool = Field(False, description="Apply on the configured enforcement points. Off: every action goes to the dry-run driver, and necoma says so.")
+    points: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Enforcement points, [protect.points.NAME] with a `driver` key (dryrun, nftables, gobgp, exabgp, rpz, abuse, notify) and driver options. None configured: one point `dryrun`.")
+    routes: dict[str, str] = Field(default_factory=dict, description="Action kind -> point name used when a playbook step names no point (e.g. drop = \"edge\", block_domain = \"resolvers\").")
+    allow_list: list[str] = Field(default_factory=list, description="IPv4/IPv6 prefixes and domain names that may never be blocked (overlap counts, not only equality).")
+    infrastructure: list[str] = Field(default_factory=list, description="Own resolvers, routers, servers: never blocked, like the allow list.")
+    own_prefixes: list[str] = Field(default_factory=list, description="Prefixes this organization announces; policies may auto-apply rules protecting them.")
+    max_prefix_v4: int = Field(24, ge=0, le=32, description="Widest IPv4 prefix a rule may name without a person (shorter prefixes need one).")
+    max_prefix_v6: int = Field(48, ge=0, le=128, description="Widest IPv6 prefix a rule may name without a person.")
+    max_rules_per_point: int = Field(500, ge=1, description="Most actions applied at one enforcement point at the same time.")
+    default_ttl_seconds: int = Field(3600, gt=0, description="TTL of an action whose playbook step names none.")
+    max_ttl_seconds: int = Field(7 * 86400, gt=0, description="Longest TTL; longer ones are capped to it.")
+    preview_hours: float = Field(24.0, gt=0, description="How far back the blast-radius preview looks, ending at the newest data in the lake.")
+    preview_max_flows: int = Field(100, ge=0, description="Auto-apply is refused when the rule would have matched more legitimate-looking flows than this.")
+    preview_max_bytes: int = Field(50_000_000, ge=0, description="... or more legitimate-looking bytes (scaled by sampling) than this.")
+    preview_max_hosts: int = Field(5, ge=0, description="... or more distinct hosts (either side) than this.")
+    preview_max_queries: int = Field(50, ge=0, description="... or, for domain blocks, more legitimate-looking DNS queries than this.")
+    preview_max_clients: int = Field(5, ge=0, description="... or more distinct DNS clients than this.")
+    playbooks: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Playbook overrides and additions by name, [protect.playbooks.NAME] (see `necoma actions playbooks`); enabled = false turns a built-in off.")
+    policies: list[dict[str, Any]] | None = Field(None, description="Ordered policies, [[protect.policies]]; the first that matches decides. Unset: the built-in ones (see `necoma actions playbooks`).")
+    state_db: Path | None = Field(None, description="SQLite file of actions and their audit log; default <data_dir>/protect.sqlite.")
+
+
 class Settings(_Section):
     data_dir: Path = Field(Path("necoma-data"), description="Where necoma keeps its lake and state.")
     lake: LakeSettings = Field(default_factory=LakeSettings)
@@ -74,6 +100,7 @@ class Settings(_Section):
     analyze: AnalyzeSettings = Field(default_factory=AnalyzeSettings)
     detectors: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Per-detector parameter overrides, [detectors.NAME] (see necoma analyze --list).")
     exchange: ExchangeSettings = Field(default_factory=ExchangeSettings)
+    protect: ProtectSettings = Field(default_factory=ProtectSettings)
 
     @property
     def lake_path(self) -> Path:
