@@ -49,12 +49,15 @@ def evidence_traffic(where: str) -> str:
 
 
 def best_source(rows: list[dict], key: tuple[str, ...], measure: str = "byts") -> list[dict]:
-    """Per `key`, the row of the source (`via`) with the larger `measure` (ties: flows)."""
+    """Per `key`, the row of the source (`via`) with the larger `measure`.
+
+    Ties (sFlow samples seen both as packets and as flow rows count the same)
+    go to flows, then to the larger `via` name, so the choice never depends on row order."""
     best: dict[tuple, dict] = {}
     for r in rows:
         k = tuple(r[c] for c in key)
         cur = best.get(k)
-        if cur is None or (r[measure], r["via"] == "flows") > (cur[measure], cur["via"] == "flows"):
+        if cur is None or (r[measure], r["via"] == "flows", r["via"]) > (cur[measure], cur["via"] == "flows", cur["via"]):
             best[k] = r
     return list(best.values())
 

@@ -246,3 +246,50 @@ def show(
         for r in evidence[:rows]:
             ev.add_row(*["" if v is None else str(v) for v in r.values()])
     console.print(ev)
+
+
+def detector_summary_table(alerts, detectors, top: int = 3) -> Table:
+    """One row per detector: how many alerts, the highest confidence, and its most frequent subjects."""
+    from collections import Counter
+
+    table = Table(title=f"analysis: {len(alerts)} alerts")
+    for col, just in (("detector", "left"), ("alerts", "right"), ("high", "right"), ("top subjects", "left")):
+        table.add_column(col, justify=just, overflow="fold")
+    for name in detectors:
+        mine = [a for a in alerts if a.detector == name]
+        counts = Counter((s.role, s.value) for a in mine for s in a.subjects)  # named by the most alerts first
+        rank = {r: i for i, r in enumerate(("victim", "cnc", "scanner", "attacker", "bot", "amplifier", "domain"))}
+        best = sorted(counts.items(), key=lambda kv: (-kv[1], rank.get(kv[0][0], len(rank)), kv[0][1]))[:top]
+        tops = ", ".join(f"{v} ({r})" for (r, v), _ in best)
+        table.add_row(name, str(len(mine)), str(sum(a.confidence == "high" for a in mine)), tops)
+    return table
+
+
+def analyze_stage(settings, start: dt.datetime | None = None, end: dt.datetime | None = None) -> list:
+    """`necoma run`'s analysis stage: run every detector over the newest day on the configured engine,
+    store the alerts, print a per-detector summary, and return the alerts (for the stages after it)."""
+    from necoma.analyze.runner import run_all, store_alerts
+    from necoma.enrich import Enricher
+
+    if start is None:
+        start = newest_day(settings)
+        if start is None:
+            console.print("analysis: the lake holds no traffic or DNS yet; nothing to analyze")
+            return []
+    end = end or start + dt.timedelta(days=1)
+    detectors = _detectors(settings, None)
+    enricher = Enricher.from_settings(settings.enrich)
+    console.print(f"analyzing {start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} UTC with {settings.analyze.engine}", highlight=False)
+
+    def done(run):
+        status = f"[red]failed: {run.error}[/]" if run.error else f"{len(run.alerts)} alerts in {run.seconds:.1f}s"
+        console.print(f"  {run.name:<20} {status}", highlight=False)
+
+    with open_configured_engine(settings) as eng:
+        runs = run_all(detectors, eng, start, end, enricher=enricher, on_done=done)
+    alerts = [a for r in runs for a in r.alerts]
+    if settings.analyze.write_alerts:
+        new = store_alerts(settings.lake_path, alerts)
+        console.print(f"{len(alerts)} alerts ({new} new) stored; list them with `necoma alerts`", highlight=False)
+    console.print(detector_summary_table(alerts, [d.name for d in detectors]))
+    return alerts

@@ -38,7 +38,10 @@ def demo_data(settings) -> None:
 
 
 def run(ctx: typer.Context) -> None:
-    """Run the pipeline on the embedded default: demo data in, lake summary out. Needs no server or network."""
+    """Run the pipeline on the embedded default: demo data in, lake summary, then the detectors' alerts. Needs no server or network."""
+    from necoma.cli.analyze_cmd import analyze_stage
+
     settings = settings_from(ctx)
     demo_data(settings)
     console.print(lake_summary_table(settings))
+    alerts = analyze_stage(settings)  # noqa: F841 -- the stages after analysis take these alerts
