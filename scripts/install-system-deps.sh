@@ -8,6 +8,7 @@ PKGS=(
   publicsuffix            # offline public suffix list
   postgresql              # the exchange store's second engine (tests start a throwaway cluster)
   nftables bind9-utils    # protect drivers: nft for the nftables point, named-checkzone guards RPZ zones
+  iputils-ping            # ICMP probes in the nftables namespace lab
 )
 missing=()
 for p in "${PKGS[@]}"; do
