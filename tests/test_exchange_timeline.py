@@ -81,7 +81,7 @@ def test_replies_never_widen_the_audience(tl):
     r2 = post(c, keys, "B", "thanks", reply_to=red["id"]).json()
     assert r2["tlp"] == "red" and set(r2["mentions"]) == {"A", "B"}
     assert "thanks" not in visible_texts(c, keys, "C")
-    assert post(c, keys, "C", "sneaky", reply_to=red["id"]).status_code == 400  # C cannot see it: no such post
+    assert post(c, keys, "C", "sneaky", reply_to=red["id"]).status_code == 404  # C cannot see it: no such post
     t = c.get(f"/posts/{root['id']}", auth=("u", keys["A"])).json()
     assert t["post"]["id"] == root["id"] and [x["id"] for x in t["replies"]] == [reply["id"]]
     assert c.get(f"/posts/{root['id']}", auth=("u", keys["C"])).status_code == 404

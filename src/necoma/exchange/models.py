@@ -194,3 +194,50 @@ class PostMention(Base):
     post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True)
     name: Mapped[str] = mapped_column(String(200), primary_key=True, index=True)
     org_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), nullable=True)
+
+
+class PostRecipient(Base):
+    """An organization a list-addressed post was sent to: the list's members when it was posted.
+
+    Kept per post (not looked up through the list) so that changing a list
+    later never widens the audience of what was already said.
+    """
+
+    __tablename__ = "post_recipients"
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True, index=True)
+
+
+class Follow(Base):
+    """An account follows an organization (target_author "") or one author of it. Accounts are (org, name)."""
+
+    __tablename__ = "follows"
+    follower_org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True)
+    follower: Mapped[str] = mapped_column(String(200), primary_key=True)
+    target_org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True)
+    target_author: Mapped[str] = mapped_column(String(200), primary_key=True, default="")
+
+
+class TimelineList(Base):
+    """A named list of organizations, owned by one organization: a timeline to read and an audience to post to."""
+
+    __tablename__ = "timeline_lists"
+    __table_args__ = (UniqueConstraint("owner_org_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+
+
+class TimelineListMember(Base):
+    __tablename__ = "timeline_list_members"
+    list_id: Mapped[int] = mapped_column(ForeignKey("timeline_lists.id", ondelete="CASCADE"), primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True)
+
+
+class Star(Base):
+    """An account starred a post (a bookmark that others see as a count)."""
+
+    __tablename__ = "stars"
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)

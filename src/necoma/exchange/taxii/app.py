@@ -109,11 +109,13 @@ def create_app(database_url: str, settings: ExchangeSettings | None = None) -> F
 
     from necoma.exchange.taxii import routes  # here, so routes can import this module's helpers
     from necoma.exchange.timeline import routes as timeline_routes
+    from necoma.exchange.timeline import social_routes
 
     from necoma.exchange import feeds, n6
 
     app.include_router(routes.router)
     app.include_router(timeline_routes.router)
+    app.include_router(social_routes.router)
     app.include_router(n6.router)
     app.include_router(feeds.router)
     return app

@@ -20,9 +20,20 @@ router = APIRouter(prefix="/api/v1")
 class NewPost(BaseModel):
     text: str = Field(..., max_length=posts.MAX_TEXT)
     group: str | None = None  # a sharing group name; none: public or own organization
-    tlp: str | None = None  # default: clear without a group, amber with one
+    list: str | None = None  # one of your organization's lists: its member organizations are the recipients
+    tlp: str | None = None  # default: clear without a group or list, amber with one
     reply_to: int | None = None
     attachment: Any = None  # e.g. a STIX bundle
+
+
+def refused(exc: posts.PostError) -> TaxiiError:
+    """The HTTP error for a refused timeline request: 404 for what the caller cannot see, 403 for roles."""
+    text = str(exc)
+    if text.startswith("no ") or "has no list" in text:
+        return TaxiiError(404, "Not found", text)
+    if "readers" in text or text.startswith("not a member"):
+        return TaxiiError(403, "Forbidden", text)
+    return TaxiiError(400, "Request refused", text)
 
 
 def _svc(request: Request) -> Service:
@@ -32,13 +43,13 @@ def _svc(request: Request) -> Service:
 @router.post("/posts", status_code=201)
 def create_post(request: Request, body: NewPost, p: Principal = Depends(authenticate)) -> JSONResponse:
     svc = _svc(request)
-    scope = posts.Scope(body.group, body.tlp or ("amber" if body.group else "clear"))
+    scope = posts.Scope(body.group, body.tlp or ("amber" if body.group or body.list else "clear"), body.list)
     with svc.sessions() as s:
         try:
             post = posts.create(s, p, p.name, body.text, scope, body.reply_to, body.attachment)
         except posts.PostError as exc:
             s.rollback()
-            raise TaxiiError(403 if "readers" in str(exc) or "member" in str(exc) else 400, "Post refused", str(exc))
+            raise refused(exc) from None
         s.commit()
         out = posts.resource(s, post)
     svc.notifier.notify()
