@@ -300,3 +300,30 @@ def test_header_longer_than_its_record_or_frame():
     tables = dec.drain(T0)
     assert tables["packets"].num_rows == 1 and tables["flows"].num_rows == 1
     assert rejected(dec) == {"header_length_overflow": 1, "header_longer_than_frame": 1}
+
+
+@needs_packet
+def test_dns_cut_by_the_sampled_header_length_is_kept_and_counted_apart():
+    """An agent copies only the first 128 bytes: a DNS response with answers ends mid-record.
+    That is sFlow working as designed, not a rejection; header and question are kept."""
+    scapy = pytest.importorskip("scapy.all")
+    answers = [scapy.DNSRR(rrname="big.example.net", type="A", rdata=f"192.0.2.{i}") for i in range(1, 9)]
+    resp = bytes(scapy.Ether() / scapy.IP(src="192.0.2.53", dst="10.0.0.1") / scapy.UDP(sport=53, dport=4444)
+                 / scapy.DNS(id=99, qr=1, rcode=0, qd=scapy.DNSQR(qname="big.example.net", qtype=1), an=answers))
+    assert len(resp) > 128
+    # a complete (uncut) frame whose DNS question is missing: a real rejection
+    broken = bytes(scapy.Ether() / scapy.IP(src="10.0.0.7", dst="192.0.2.53") / scapy.UDP(sport=5555, dport=53)
+                   / (bytes(scapy.DNS(id=5, qd=scapy.DNSQR(qname="x.example")))[:14]))
+    dec = SflowDecoder()
+    feed(dec, enc.datagram([enc.flow_sample([enc.raw_header(resp)], seq=1, rate=256),
+                            enc.flow_sample([enc.raw_header(broken)], seq=2, rate=256)]))
+    tables = dec.drain(T0)
+    rows = tables["packets"].to_pylist()
+    assert (rows[0]["dns_id"], rows[0]["dns_qname"], rows[0]["dns_qtype"], rows[0]["dns_is_response"],
+            rows[0]["dns_rcode"]) == (99, "big.example.net", 1, True, 0)
+    assert tables["flows"].num_rows == 2 and tables["flows"].column("bytes").to_pylist()[0] == len(resp)
+    st = dec.stats.of(SRC)
+    assert sum(st.truncated.values()) == 1 and all(k.startswith("header: dns:") for k in st.truncated)
+    assert list(st.rejected) and all(k.startswith("header: dns:") for k in st.rejected)
+    assert sum(st.rejected.values()) == 1  # only the frame that was complete yet broken
+    assert st.as_dict()["truncated"] == dict(st.truncated)

@@ -32,7 +32,7 @@ def _stats_table(status: dict, path: Path) -> Table:
     table = Table(box=box.SIMPLE_HEAD, collapse_padding=True, title=f"necoma collect: pid {status.get('pid')}, {status.get('state')}, "
                         f"updated {_ago(status.get('updated', 0), now)} ago ({path})")
     # Short headers so the table fits 80 columns; addresses fold rather than being cut.
-    for col in ("proto", "exporter", "dgrams", "records", "rejected", "tmpl miss", "seq gaps", "seen ago"):
+    for col in ("proto", "exporter", "dgrams", "records", "rejected", "cut", "tmpl miss", "seq gaps", "seen ago"):
         table.add_column(col, justify="left" if col in ("proto", "exporter", "rejected") else "right",
                          overflow="fold", min_width=9 if col in ("exporter", "rejected") else None)
     for proto, exporters in sorted(status.get("protocols", {}).items()):
@@ -41,10 +41,12 @@ def _stats_table(status: dict, path: Path) -> Table:
             n = sum(rejected.values())
             why = ", ".join(f"{k} {r}" for r, k in sorted(rejected.items(), key=lambda kv: -kv[1]))
             table.add_row(proto, exp, f"{c.get('datagrams', 0):,}", f"{c.get('records', 0):,}",
-                          f"{n:,} ({why})" if n else "0", f"{c.get('template_misses', 0):,}",
+                          f"{n:,} ({why})" if n else "0", f"{sum(c.get('truncated', {}).values()):,}",
+                          f"{c.get('template_misses', 0):,}",
                           f"{c.get('sequence_gaps', 0):,}", _ago(c.get("last_seen", 0), now))
     rows = ", ".join(f"{n:,} {t}" for t, n in sorted(status.get("rows_written", {}).items())) or "none"
-    table.caption = (f"rows written: {rows}; flushes {status.get('flushes', 0)}; "
+    table.caption = (f"cut = sampled headers ending mid-DNS (normal for sFlow, kept as decoded); "
+                     f"rows written: {rows}; flushes {status.get('flushes', 0)}; "
                      f"write errors {status.get('write_errors', 0)}; pending rows {status.get('pending_rows', 0)}")
     return table
 

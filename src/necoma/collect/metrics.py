@@ -63,6 +63,13 @@ def render_metrics(status: dict) -> str:
             for reason, n in sorted(c.get("rejected", {}).items()):
                 out.append(f'necoma_collect_rejected_total{{protocol="{proto}",exporter="{_label(exp)}",'
                            f'reason="{_label(reason)}"}} {n}')
+    family("truncated_total", "counter",
+           "Sampled headers cut mid-protocol by the agent's header length (decoded as far as they go; not errors).")
+    for proto, exporters in sorted(protocols.items()):
+        for exp, c in sorted(exporters.items()):
+            for reason, n in sorted(c.get("truncated", {}).items()):
+                out.append(f'necoma_collect_truncated_total{{protocol="{proto}",exporter="{_label(exp)}",'
+                           f'reason="{_label(reason)}"}} {n}')
     family("last_seen_timestamp_seconds", "gauge", "When the exporter was last heard from (Unix time).")
     for proto, exporters in sorted(protocols.items()):
         for exp, c in sorted(exporters.items()):

@@ -40,6 +40,10 @@ class DecodedFrames:
     skipped: Counter = field(default_factory=Counter)  # non-IP frames by kind (not errors)
     tos: np.ndarray | None = None  # per packets row: IPv4 ToS / IPv6 traffic class (for flows)
     addr_keys: np.ndarray | None = None  # per packets row: (src_hi, src_lo, dst_hi, dst_lo) uint64
+    # DNS messages cut by the capture's snap length (an sFlow agent's 128-byte header,
+    # tcpdump -s): decoded as far as they go, kept, and counted here apart from `rejects`
+    # so the caller decides whether a cut is normal (sFlow) or worth reporting (pcap).
+    truncated: Rejects = field(default_factory=Rejects)
 
 
 def _reject(rejects: Rejects, mask: np.ndarray, reason: str, frame_base: int) -> None:
@@ -55,7 +59,7 @@ def decode_frames(buf: np.ndarray, offsets: np.ndarray, caplens: np.ndarray, wir
 
     `frame_base` numbers frames in rejection messages ("first at frame N", 1-based).
     """
-    rejects, skipped = Rejects(), Counter()
+    rejects, truncated, skipped = Rejects(), Rejects(), Counter()
     n = len(offsets)
     off = np.asarray(offsets, np.int64)
     end = off + np.asarray(caplens, np.int64)
@@ -78,7 +82,7 @@ def decode_frames(buf: np.ndarray, offsets: np.ndarray, caplens: np.ndarray, wir
     f = _ip_fields(buf, l3[rows], end[rows], np.asarray(wirelens, np.int64)[rows] - (l3 - off)[rows],
                    ihl[rows], v4[rows], rejects, frame_base, rows)
     _transport(buf, f, rejects, frame_base, rows)
-    dns_rows = _dns(buf, f, rejects, frame_base, rows)
+    dns_rows = _dns(buf, f, rejects, truncated, frame_base, rows)
     _ntp(buf, f, rejects, frame_base, rows)
 
     m = len(rows)
@@ -103,7 +107,7 @@ def decode_frames(buf: np.ndarray, offsets: np.ndarray, caplens: np.ndarray, wir
         _const(source, m),
     ], schema=PACKETS)
     dns = _dns_table(dns_rows, packets, source) if dns_rows is not None else DNS.empty_table()
-    return DecodedFrames(packets, dns, rejects, skipped, f["tos"], f["keys"])
+    return DecodedFrames(packets, dns, rejects, skipped, f["tos"], f["keys"], truncated)
 
 
 def _link_layer(buf, off, end, lt, rejects, skipped, frame_base):
@@ -249,7 +253,7 @@ def _transport(buf, f, rejects, frame_base, rows) -> None:
     f["payload_len"] = np.where(f["tcp_payload_ok"] | udp, f["pay_end"] - f["payload"], 0)
 
 
-def _dns(buf, f, rejects, frame_base, rows):
+def _dns(buf, f, rejects, truncated, frame_base, rows):
     """DNS over UDP, and over TCP per segment: a segment must start with the 2-byte
     length prefix. Messages spanning several segments, and second messages in one
     segment, are not reassembled (their first segment is decoded as far as it goes)."""
@@ -271,9 +275,9 @@ def _dns(buf, f, rejects, frame_base, rows):
     res = parse_messages(buf, msg[cand], mend[cand])
     snapped = (f["end"] < f["l3"] + f["ip_length"])[cand]  # the capture kept only the frame's head
     for reason, idx in res.problems.items():
-        for sub, why in ((idx[~snapped[idx]], reason), (idx[snapped[idx]], f"{reason} (frame cut by the snap length)")):
+        for sub, into in ((idx[~snapped[idx]], rejects), (idx[snapped[idx]], truncated)):
             if len(sub):
-                rejects.add(why, f"frame {frame_base + int(rows[cand[sub[0]]]) + 1}", len(sub))
+                into.add(reason, f"frame {frame_base + int(rows[cand[sub[0]]]) + 1}", len(sub))
     f["dns_hdr"][cand] = res.header_ok
     f["dns_q"][cand] = res.question_ok & (res.qdcount > 0)
     f["dns_id"][cand] = res.id

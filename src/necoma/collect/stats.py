@@ -11,6 +11,9 @@ class ExporterStats:
     bytes: int = 0
     records: int = 0  # flow records / samples / messages decoded and stored
     rejected: Counter = field(default_factory=Counter)  # reason -> datagrams or records rejected
+    # reason -> sampled headers cut mid-protocol by the agent's header length (sFlow's
+    # 128 bytes end inside many DNS answers): normal, not errors; decoded as far as they go
+    truncated: Counter = field(default_factory=Counter)
     template_misses: int = 0  # data records dropped because their template never came
     sequence_gaps: int = 0  # records (or datagrams, for sFlow) the exporter sent that never arrived
     last_seen: float = 0.0
@@ -18,7 +21,7 @@ class ExporterStats:
     def as_dict(self) -> dict:
         return {
             "datagrams": self.datagrams, "bytes": self.bytes, "records": self.records,
-            "rejected": dict(self.rejected), "template_misses": self.template_misses,
+            "rejected": dict(self.rejected), "truncated": dict(self.truncated), "template_misses": self.template_misses,
             "sequence_gaps": self.sequence_gaps, "last_seen": self.last_seen,
         }
 

@@ -44,6 +44,10 @@ def import_file(path: Path, writer: LakeWriter, rejects: Rejects, *, chunk_bytes
             dec = decode_frames(b.buf, b.offsets, b.caplens, b.wirelens, b.times_us, b.linktypes,
                                 exporter=path.name, frame_base=b.first_frame)
             rejects.merge(dec.rejects)
+            # In a file, a DNS message cut by the snap length is still reported (the capture
+            # lost data the user may want); what decoded is kept either way.
+            for reason, n in dec.truncated.by_reason.items():
+                rejects.add(f"{reason} (frame cut by the snap length)", dec.truncated.first_seen[reason], n)
             skipped.update(dec.skipped)
             bg.put(_store, writer, flows, dec)
         bg.put(lambda: writer.write("flows", flows.finish()))

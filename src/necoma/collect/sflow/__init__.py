@@ -19,7 +19,10 @@ What each row means:
   generic interface counter block.
 
 Hostile input is counted in `stats.of(exporter).rejected[reason]` and logged
-once per (reason, exporter). A sample whose own bytes are broken is rejected
+once per (reason, exporter). A sampled header that ends inside a DNS message (the
+agent copies only its first ~128 bytes) is normal: the packet row keeps the DNS
+header and question when they fit, and the cut is counted in
+`stats.of(exporter).truncated[reason]`, not as a rejection. A sample whose own bytes are broken is rejected
 alone; its neighbours are kept whenever the sample lengths still frame them.
 Pending rows are bounded: beyond the limits, samples are rejected as
 `backlog_full` until the next drain.
@@ -172,9 +175,15 @@ class SflowDecoder:
                 self.stats.of(exporter).rejected["internal_error"] += n
             return {}
 
-    def _header_rejects(self, exporter: str, rejects: Rejects) -> None:
-        """Sampled headers the frame decoder could not (fully) decode; their flows rows are kept."""
+    def _header_rejects(self, exporter: str, rejects: Rejects, truncated: Rejects | None = None) -> None:
+        """Sampled headers the frame decoder could not (fully) decode; their flows rows are kept.
+
+        A header cut by the agent's sampled-header length in the middle of a DNS message
+        is sFlow working as designed: counted in `truncated`, not as a rejection."""
         st = self.stats.of(exporter)
+        if truncated is not None:
+            for reason, n in truncated.by_reason.items():
+                st.truncated[f"header: {reason}"] += n
         for reason, n in rejects.by_reason.items():
             st.rejected[f"header: {reason}"] += n
             key = (f"header: {reason}", exporter)

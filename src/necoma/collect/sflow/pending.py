@@ -22,7 +22,8 @@ from necoma.schemas import FLOWS, INTERFACES, TS
 _FROM_PACKETS = (("src_ip", 0), ("dst_ip", 1), ("protocol", 2), ("src_port", 3), ("dst_port", 4),
                  ("tcp_flags", 5))
 
-RejectSink = Callable[[str, object], None]  # (UDP exporter, necoma.collect.rejects.Rejects)
+# (UDP exporter, rejects, truncated-or-None), both necoma.collect.rejects.Rejects
+RejectSink = Callable[[str, object, object], None]
 
 
 class Pending:
@@ -132,8 +133,9 @@ class Pending:
             parts.append(d.packets)
             tos = getattr(d, "tos", None)
             tos_parts.append(np.asarray(tos, np.int64) if tos is not None else np.full(d.packets.num_rows, -1))
-            if d.rejects.total:
-                on_rejects(src, d.rejects)
+            truncated = getattr(d, "truncated", None)
+            if d.rejects.total or (truncated is not None and truncated.total):
+                on_rejects(src, d.rejects, truncated)
         glob = np.concatenate(glob_parts)
         order = np.argsort(glob, kind="stable")  # back to arrival order
         glob = glob[order]
