@@ -8,6 +8,7 @@ import typer
 
 from necoma.cli import collect_cmd, config_cmd, import_cmd, query_cmd, run_cmd
 from necoma.cli import admin_cmd, serve_cmd
+from necoma.cli import bot_cmd
 from necoma.cli import analyze_cmd
 from necoma.cli import testbed_cmd
 
@@ -37,6 +38,7 @@ app.command("query")(query_cmd.query)
 app.command("run")(run_cmd.run)
 app.add_typer(admin_cmd.app, name="admin")
 app.command("serve")(serve_cmd.serve)
+app.add_typer(bot_cmd.app, name="bot")
 app.command("collect")(collect_cmd.collect)
 app.command("analyze")(analyze_cmd.analyze)
 app.add_typer(analyze_cmd.alerts_app, name="alerts")
