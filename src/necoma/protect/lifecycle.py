@@ -1,0 +1,239 @@
+"""The action lifecycle: propose, decide, apply, expire, withdraw, reconcile — every step audited.
+
+    proposed ──► approved ──► applied ──► expired
+        │            │           ├──────► withdrawn
+        ▼            ▼           └──────► failed   (driver error; rolled back)
+     rejected    failed / withdrawn
+
+`Protector` ties the store (state + audit), playbooks, policies, the
+blast-radius preview, the safety checks and the enforcement points
+together. The clock is a parameter so that tests run expiry without sleeping.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Callable, Iterable
+
+from necoma.config import Settings
+from necoma.knowledge.incident import Incident
+from necoma.protect import playbooks as pbs
+from necoma.protect import policies as pols
+from necoma.protect.model import Action
+from necoma.protect.points import Points, router
+from necoma.protect.preview import exclusion, preview
+from necoma.protect.safety import problems
+from necoma.protect.store import ActionStore, TransitionError
+
+
+class Refused(Exception):
+    """An approval the safety rules refuse; the message gives every reason."""
+
+
+@dataclass
+class Outcome:
+    """What happened to one proposal in `propose`."""
+
+    action: Action
+    decision: str  # "applied (policy:NAME)", "waits for a person (policy:NAME)", "auto-apply refused: ...", "known"
+    policy: str | None
+    preview: dict | None
+
+
+@dataclass
+class ReconcileReport:
+    reapplied: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    expired: list[str] = field(default_factory=list)
+    orphans: dict[str, list[str]] = field(default_factory=dict)  # point -> installed ids the store does not know
+    errors: list[str] = field(default_factory=list)
+
+
+def store_path(settings: Settings):
+    return settings.protect.state_db or settings.data_dir / "protect.sqlite"
+
+
+class Protector:
+    def __init__(self, settings: Settings, store: ActionStore | None = None, points: Points | None = None,
+                 clock: Callable[[], datetime] | None = None) -> None:
+        self.settings = settings
+        self.cfg = settings.protect
+        self.store = store or ActionStore(store_path(settings))
+        self.points = points or Points(settings)
+        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.playbooks = pbs.load_playbooks(self.cfg.playbooks)
+        self.policies = pols.load_policies(self.cfg.policies)
+
+    def close(self) -> None:
+        self.store.close()
+
+    # -- proposing
+    def proposals(self, incident: Incident) -> list[Action]:
+        route = router(self.settings)
+        out = []
+        for name, pb in self.playbooks.items():
+            if pbs.triggers(pb, incident):
+                out += pbs.propose(name, pb, incident, route=route, own_prefixes=self.cfg.own_prefixes,
+                                   default_ttl=self.cfg.default_ttl_seconds)
+        return out
+
+    def propose(self, incidents: Iterable[Incident], who: str = "necoma") -> list[Outcome]:
+        """Store the playbooks' proposals with their preview, and apply those a policy allows."""
+        outcomes = []
+        for inc in incidents:
+            excluded = exclusion((inc.window_start, inc.window_end), [s.value for s in inc.subjects])
+            for action in self.proposals(inc):
+                outcomes.append(self._propose_one(action, inc, excluded, who))
+        return outcomes
+
+    def _propose_one(self, action: Action, inc: Incident, excluded: dict | None, who: str) -> Outcome:
+        try:
+            known = self.store.get(action.id)
+            return Outcome(known.action, f"known ({known.action.state})", known.policy, known.preview)
+        except TransitionError:
+            pass
+        note = ""
+        if action.ttl_seconds > self.cfg.max_ttl_seconds:
+            note = f"TTL capped from {action.ttl_seconds}s to {self.cfg.max_ttl_seconds}s"
+            action = action.model_copy(update={"ttl_seconds": self.cfg.max_ttl_seconds})
+        view = preview(action, self.settings.lake_path, self.cfg, excluded, now=self.clock())
+        policy = pols.decide(action, self.policies, self.cfg, inc.confidence)
+        pname = f"policy:{policy.name}" if policy else None
+        self.store.add(action, who, f"playbook {action.playbook} for {inc.id} (rating {inc.rating}): {action.reason}",
+                       policy=policy.name if policy else None, preview=view, note=note)
+        if policy is None or policy.decision == "person":
+            why = f"waits for a person ({pname or 'no policy matched'})"
+            self.store.remark(action.id, pname or who, why, note=why)
+            return Outcome(action, why, pname, view)
+        refused = [f"preview over threshold: {o}" for o in view.get("over", [])]
+        refused += problems(action.model_copy(update={"decided_by": pname}), self.cfg, self.store.count_applied(action.point))
+        if refused:
+            why = "auto-apply refused: " + "; ".join(refused)
+            self.store.remark(action.id, pname, why, note=why)
+            return Outcome(action, why, pname, view)
+        applied = self._approve_and_apply([action.id], pname, f"{policy.description or policy.name}")
+        return Outcome(applied[0], f"{applied[0].state} ({pname})", pname, view)
+
+    # -- deciding
+    def approve(self, ids: list[str], who: str, why: str = "") -> list[Action]:
+        """A person approves: safety checks, then apply on the points (rolled back as a whole on failure)."""
+        if not who or who.startswith("policy:"):
+            raise Refused("a person approves under their own name (not 'policy:...')")
+        return self._approve_and_apply(ids, who, why or "approved")
+
+    def _approve_and_apply(self, ids: list[str], who: str, why: str) -> list[Action]:
+        recs = [self.store.get(i) for i in ids]
+        for r in recs:
+            if r.action.state != "proposed":
+                raise TransitionError(f"{r.action.id} is {r.action.state}; only proposed actions can be approved")
+        per_point: dict[str, int] = defaultdict(int)
+        refusals = []
+        for r in recs:
+            a = r.action.model_copy(update={"decided_by": who})
+            found = problems(a, self.cfg, self.store.count_applied(a.point) + per_point[a.point])
+            per_point[a.point] += 1
+            if found:
+                reason = "refused: " + "; ".join(found)
+                self.store.remark(a.id, who, reason, note=reason)
+                refusals.append(f"{a.id}: {'; '.join(found)}")
+        if refusals:
+            raise Refused("\n".join(refusals))
+        approved = [self.store.transition(r.action.id, "approved", who, why, decided_by=who) for r in recs]
+        return self._apply(approved, who)
+
+    def _apply(self, batch: list[Action], who: str) -> list[Action]:
+        """Apply one batch point by point; when a point fails, withdraw the whole batch and mark it failed."""
+        groups: dict[str, list[Action]] = defaultdict(list)
+        for a in batch:
+            groups[a.point].append(a)
+        touched: list[str] = []
+        for point, group in groups.items():
+            touched.append(point)
+            try:
+                self.points.driver(point).apply(group)
+            except Exception as exc:  # DriverError, or a driver bug: either way the batch must not stay half-applied
+                undo = self._rollback(groups, touched)
+                why = f"point {point} failed: {exc}; rolled back the batch at {', '.join(touched)}" + (f" ({undo})" if undo else "")
+                return [self.store.transition(a.id, "failed", who, why) for a in batch]
+        now = self.clock()
+        mode = "dry run" if self.points.dry_run else "enforced"
+        return [self.store.transition(a.id, "applied", who, f"applied at {a.point} ({mode}), expires in {a.ttl_seconds}s",
+                                      applied_at=now, expires_at=now + timedelta(seconds=a.ttl_seconds)) for a in batch]
+
+    def _rollback(self, groups: dict[str, list[Action]], touched: list[str]) -> str:
+        errors = []
+        for point in touched:
+            try:
+                self.points.driver(point).withdraw(groups[point])
+            except Exception as exc:
+                errors.append(f"withdraw at {point} failed too: {exc}")
+        return "; ".join(errors)
+
+    def reject(self, action_id: str, who: str, why: str) -> Action:
+        return self.store.transition(action_id, "rejected", who, why or "rejected", decided_by=who)
+
+    def withdraw(self, action_id: str, who: str, why: str) -> Action:
+        a = self.store.get(action_id).action
+        if a.state == "applied":
+            self.points.driver(a.point).withdraw([a])
+        elif a.state == "proposed":
+            raise TransitionError(f"{a.id} is only proposed: reject it instead")
+        return self.store.transition(a.id, "withdrawn", who, why or "withdrawn")
+
+    # -- the clock
+    def expire(self) -> list[Action]:
+        """Withdraw every applied action past its expiry; a point that fails keeps it applied (retried next time)."""
+        now, done = self.clock(), []
+        for r in self.store.find(("applied",)):
+            a = r.action
+            if a.expires_at and a.expires_at <= now:
+                try:
+                    self.points.driver(a.point).withdraw([a])
+                except Exception as exc:
+                    self.store.remark(a.id, "necoma", f"expiry: withdraw at {a.point} failed, will retry: {exc}")
+                    continue
+                done.append(self.store.transition(a.id, "expired", "necoma", f"TTL of {a.ttl_seconds}s over"))
+        return done
+
+    def reconcile(self) -> ReconcileReport:
+        """Make each point hold exactly the applied, unexpired actions: expire overdue, re-apply missing,
+        withdraw necoma-owned rules the store says should not be there."""
+        rep = ReconcileReport()
+        rep.expired = [a.id for a in self.expire()]
+        for point in self.points.configs:
+            drv = self.points.driver(point)
+            try:
+                have = drv.installed()
+            except Exception as exc:
+                rep.errors.append(f"{point}: cannot list installed rules: {exc}")
+                continue
+            should = {r.action.id: r.action for r in self.store.find(("applied",), point=point)}
+            missing = [a for i, a in should.items() if i not in have]
+            if missing:
+                try:
+                    drv.apply(missing)
+                    for a in missing:
+                        self.store.remark(a.id, "necoma", f"reconcile: missing at {point}, re-applied")
+                        rep.reapplied.append(a.id)
+                except Exception as exc:
+                    rep.errors.append(f"{point}: re-apply failed: {exc}")
+            for aid in sorted(have - set(should)):
+                try:
+                    rec = self.store.get(aid)
+                except TransitionError:
+                    rep.orphans.setdefault(point, []).append(aid)
+                    continue
+                try:
+                    drv.withdraw([rec.action])
+                    self.store.remark(aid, "necoma", f"reconcile: installed at {point} but {rec.action.state}, withdrawn")
+                    rep.removed.append(aid)
+                except Exception as exc:
+                    rep.errors.append(f"{point}: withdraw {aid} failed: {exc}")
+        return rep
+
+    def refresh_preview(self, action_id: str) -> dict:
+        rec = self.store.get(action_id)
+        view = preview(rec.action, self.settings.lake_path, self.cfg, (rec.preview or {}).get("excluded"), now=self.clock())
+        self.store.set_preview(rec.action.id, view)
+        return view
