@@ -28,12 +28,12 @@ def test_replay_needs_a_target(tmp_path):
 def test_run_generates_and_imports_demo_data_once(tmp_path):
     cfg = tmp_path / "necoma.toml"
     cfg.write_text(f'data_dir = "{tmp_path / "data"}"\n')
-    res = CliRunner().invoke(app, ["-c", str(cfg), "run"], env={"COLUMNS": "200"})
+    res = CliRunner().invoke(app, ["-c", str(cfg), "run", "--no-serve"], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
     assert "generating demo data" in res.output and "imported" in res.output
     assert (tmp_path / "data" / "demo" / "truth.json").is_file()
     flows_line = next(ln for ln in res.output.splitlines() if "│ flows" in ln)
     assert int(flows_line.split("│")[2]) > 10_000
-    again = CliRunner().invoke(app, ["-c", str(cfg), "run"], env={"COLUMNS": "200"})
+    again = CliRunner().invoke(app, ["-c", str(cfg), "run", "--no-serve"], env={"COLUMNS": "200"})
     assert again.exit_code == 0 and "generating" not in again.output and "imported" not in again.output
     assert next(ln for ln in again.output.splitlines() if "│ flows" in ln) == flows_line

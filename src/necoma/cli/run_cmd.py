@@ -37,11 +37,20 @@ def demo_data(settings) -> None:
         console.print(f"imported {sum(sum(r.rows.values()) for r in new)} rows from {len(new)} demo files")
 
 
-def run(ctx: typer.Context) -> None:
+def run(
+    ctx: typer.Context,
+    serve: bool = typer.Option(True, "--serve/--no-serve", help="At the end, serve the exchange API (TAXII 2.1, timeline) until Ctrl-C, printing its URL and a reader key."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address the API listens on (with --serve)."),
+    port: int = typer.Option(8080, "--port", help="TCP port of the API (with --serve)."),
+) -> None:
     """Run the pipeline on the embedded default: demo data in, lake summary, then the detectors' alerts. Needs no server or network."""
     from necoma.cli.analyze_cmd import analyze_stage
+    from necoma.cli.share_stage import serve_stage, share_stage
 
     settings = settings_from(ctx)
     demo_data(settings)
     console.print(lake_summary_table(settings))
-    alerts = analyze_stage(settings)  # noqa: F841 -- the stages after analysis take these alerts
+    alerts = analyze_stage(settings)
+    incidents = share_stage(settings, alerts)  # noqa: F841 -- correlated, rated, published; for the stages after
+    if serve:
+        serve_stage(settings, host, port)  # blocks until Ctrl-C
