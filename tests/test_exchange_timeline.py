@@ -160,3 +160,25 @@ def test_stream_sse_and_bad_patterns(tl):
     data = [json.loads(x[len("data: "):]) for x in out[1:] if isinstance(x, str) and x.startswith("data: ")]
     assert data and data[0]["post"]["text"] == "hit-42" and data[0]["named"] == {"hit": "hit-42"}
     assert any(x.startswith("event: post") for x in out[1:] if isinstance(x, str))
+
+
+def test_oversized_and_malformed_posts_store_nothing(tmp_path):
+    from necoma.config import ExchangeSettings
+
+    app = create_app(database_url("sqlite", tmp_path), ExchangeSettings(max_request_bytes=16384))
+    with session_factory(app.state.engine).begin() as s:
+        admin.add_org(s, "A")
+        key = admin.create_key(s, "A", "analyst")[1]
+    with ServerThread(app) as srv, httpx.Client(base_url=srv.url + "/api/v1", timeout=30) as c:
+        auth = ("u", key)
+        r = c.post("/posts", json={"text": "big", "attachment": "x" * 20000}, auth=auth)
+        assert r.status_code == 413 and "limited to 16384 bytes" in r.json()["description"]
+        chunked = c.post("/posts", content=iter([b'{"text": "big", "attachment": "', b"x" * 20000, b'"}']),
+                         headers={"Content-Type": "application/json"}, auth=auth)
+        assert chunked.status_code == 413  # no Content-Length: counted while it arrives
+        assert c.post("/posts", content=b"{not json", headers={"Content-Type": "application/json"}, auth=auth).status_code == 400
+        assert c.post("/posts", json={"text": 5}, auth=auth).status_code == 400
+        assert c.post("/posts", json={"text": "x" * 10_001}, auth=auth).status_code == 400
+        assert c.get("/posts", auth=auth).json()["posts"] == []
+        assert c.post("/posts", json={"text": "small"}, auth=auth).status_code == 201
+    app.state.engine.dispose()

@@ -118,4 +118,7 @@ def create_app(database_url: str, settings: ExchangeSettings | None = None) -> F
     app.include_router(social_routes.router)
     app.include_router(n6.router)
     app.include_router(feeds.router)
+    from necoma.exchange.bodylimit import BodyLimit
+
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     return app
