@@ -9,6 +9,7 @@ PKGS=(
   postgresql              # the exchange store's second engine (tests start a throwaway cluster)
   nftables bind9-utils    # protect drivers: nft for the nftables point, named-checkzone guards RPZ zones
   iputils-ping            # ICMP probes in the nftables namespace lab
+  gobgpd                  # protect: GoBGP speaker for FlowSpec/RTBH points, and the BGP peer the tests announce to
 )
 missing=()
 for p in "${PKGS[@]}"; do
@@ -24,7 +25,7 @@ echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
 # The packaged daemons are not wanted as system services; tests start their own.
-for svc in unbound softflowd nfdump pmacct postgresql; do
+for svc in unbound softflowd nfdump pmacct postgresql gobgpd; do
   systemctl disable --now "$svc" >/dev/null 2>&1 || true
   service "$svc" stop >/dev/null 2>&1 || true
 done
