@@ -265,3 +265,86 @@ def test_audit_log_only_grows_and_transitions_are_enforced(tmp_path, testbed):
     assert p.store.audit() == before
     assert sizes == sorted(sizes) and sizes[0] < sizes[1] < sizes[2]
     assert not [m for m in dir(ActionStore) if m.startswith(("delete", "remove", "update_audit", "purge"))]
+
+
+def test_blackhole_wider_than_the_limit_is_refused_even_for_a_person(tmp_path, testbed):
+    lake, _ = testbed
+    p = Protector(make(tmp_path, lake))
+    wide = _stored(p, kind="blackhole", match=Match(dst_prefixes=("198.19.0.0/16",)))
+    with pytest.raises(Refused, match=r"not even for a person \(198.19.0.0/16 is wider than /24\)"):
+        p.approve([wide.id], "alice")
+    assert p.store.get(wide.id).action.state == "proposed"
+    v6 = _stored(p, kind="blackhole", match=Match(dst_prefixes=("2001:db8:1::/47",)))
+    with pytest.raises(Refused, match="wider than /48"):
+        p.approve([v6.id], "alice")
+    host = _stored(p, kind="blackhole", match=Match(dst_prefixes=("198.19.141.126/32",)))
+    assert p.approve([host.id], "alice")[0].state == "applied"  # a host route is what RTBH is for
+
+
+class MemoryDriver:
+    """A stand-in for a real point, to tell real installs from dry-run ones."""
+
+    held: dict[str, Action] = {}
+
+    def __init__(self, point, options):
+        self.name, self.kinds = point, frozenset({"drop"})
+
+    def apply(self, actions):
+        MemoryDriver.held.update({a.id: a for a in actions})
+
+    def withdraw(self, actions):
+        for a in actions:
+            MemoryDriver.held.pop(a.id, None)
+
+    def installed(self):
+        return set(MemoryDriver.held)
+
+
+def test_switching_enforcement_on_never_installs_dry_run_approvals(tmp_path, testbed, monkeypatch):
+    lake, _ = testbed
+    monkeypatch.setitem(DRIVERS, "memory", f"{__name__}:MemoryDriver")
+    MemoryDriver.held = {}
+    clock = Clock()
+    points = {"edge": {"driver": "memory"}}
+    dry = Protector(make(tmp_path, lake, points=points), clock=clock)
+    a = Action(kind="drop", point="edge", match=Match(dst_prefixes=("203.0.113.1/32",)), reason="t").with_id()
+    dry.store.add(a, "test", "hand-made proposal")
+    (done,) = dry.approve([a.id], "alice")
+    assert done.dry_run and "(dry run)" in dry.store.audit(a.id)[-1].why
+    assert MemoryDriver.held == {} and dry.points.recorded("edge").installed() == {a.id}
+
+    live = Protector(make(tmp_path, lake, points=points, enforce=True), store=dry.store, clock=clock)
+    rep = live.reconcile()
+    assert rep.reapplied == [] and rep.removed == [] and MemoryDriver.held == {}
+    b = Action(kind="drop", point="edge", match=Match(dst_prefixes=("203.0.113.2/32",)), reason="t").with_id()
+    live.store.add(b, "test", "hand-made proposal")
+    (real,) = live.approve([b.id], "alice")
+    assert not real.dry_run and set(MemoryDriver.held) == {b.id}
+    live.withdraw(a.id, "alice", "done")  # goes to the dry-run record that holds it
+    assert live.points.recorded("edge").installed() == set() and set(MemoryDriver.held) == {b.id}
+
+    # enforcement off again: the real rule is still removed for real when its TTL is over
+    back = Protector(make(tmp_path, lake, points=points), store=dry.store, clock=clock)
+    clock.now += dt.timedelta(seconds=real.ttl_seconds + 1)
+    assert back.reconcile().expired == [b.id] and back.store.get(b.id).action.state == "expired"
+    assert MemoryDriver.held == {}
+
+
+def test_reconcile_fails_an_apply_interrupted_half_way(tmp_path, testbed, monkeypatch):
+    lake, _ = testbed
+    monkeypatch.setitem(DRIVERS, "memory", f"{__name__}:MemoryDriver")
+    MemoryDriver.held = {}
+    clock = Clock()
+    p = Protector(make(tmp_path, lake, points={"edge": {"driver": "memory"}}, enforce=True), clock=clock)
+    a = Action(kind="drop", point="edge", match=Match(dst_prefixes=("203.0.113.3/32",)), reason="t").with_id()
+    p.store.add(a, "test", "hand-made proposal")
+    # necoma died after approving and after the point took the rule, before recording "applied"
+    p.store.transition(a.id, "approved", "alice", "approved")
+    p.points.driver("edge").apply([a])
+    assert p.reconcile().interrupted == []  # too recent: another process may be applying it now
+    assert a.id in MemoryDriver.held
+    clock.now += dt.timedelta(minutes=10)
+    rep = p.reconcile()
+    assert rep.interrupted == [a.id] and not rep.errors
+    assert MemoryDriver.held == {} and p.store.get(a.id).action.state == "failed"
+    assert "never applied" in p.store.audit(a.id)[-1].why

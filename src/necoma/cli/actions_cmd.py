@@ -74,8 +74,13 @@ def list_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON lines (every field) instead of a table."),
 ) -> None:
     """List actions with their state, target, preview and why they stand there."""
-    p = _protector(ctx)
+    from necoma.protect.store import TRANSITIONS
+
     states = tuple(s.strip() for s in state.split(",")) if state else None
+    unknown = sorted(set(states or ()) - set(TRANSITIONS))
+    if unknown:
+        fail(f"--state: unknown state(s) {', '.join(unknown)}; states are {', '.join(TRANSITIONS)}")
+    p = _protector(ctx)
     recs = p.store.find(states, incident=incident)
     if as_json:
         for r in recs:
@@ -230,11 +235,15 @@ def expire(ctx: typer.Context) -> None:
 
 @app.command("reconcile")
 def reconcile(ctx: typer.Context) -> None:
-    """After a restart: make every point hold exactly the applied, unexpired actions (re-apply missing, withdraw stale, expire overdue)."""
+    """After a restart: make every point hold exactly the applied, unexpired actions.
+
+    Expires overdue actions, re-applies missing ones, withdraws necoma-owned rules that should not be
+    there, and marks as failed (after withdrawing them) applies that a stop interrupted."""
     p = _protector(ctx)
     console.print(_mode(p.settings))
     rep = p.reconcile()
-    console.print(f"expired {len(rep.expired)}, re-applied {len(rep.reapplied)}, withdrawn {len(rep.removed)}", highlight=False)
+    console.print(f"expired {len(rep.expired)}, re-applied {len(rep.reapplied)}, withdrawn {len(rep.removed)}, "
+                  f"interrupted applies marked failed {len(rep.interrupted)}", highlight=False)
     for point, ids in rep.orphans.items():
         console.print(f"{point}: {len(ids)} installed rules unknown to this store (left alone): {', '.join(ids)}", highlight=False)
     for e in rep.errors:

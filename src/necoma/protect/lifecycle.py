@@ -27,6 +27,10 @@ from necoma.protect.safety import problems
 from necoma.protect.store import ActionStore, TransitionError
 
 
+# An apply takes seconds; an action still "approved" this long after its approval was interrupted.
+APPLY_GRACE_SECONDS = 300
+
+
 class Refused(Exception):
     """An approval the safety rules refuse; the message gives every reason."""
 
@@ -46,6 +50,7 @@ class ReconcileReport:
     reapplied: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     expired: list[str] = field(default_factory=list)
+    interrupted: list[str] = field(default_factory=list)  # approved but never applied: marked failed
     orphans: dict[str, list[str]] = field(default_factory=dict)  # point -> installed ids the store does not know
     errors: list[str] = field(default_factory=list)
 
@@ -157,9 +162,13 @@ class Protector:
                 why = f"point {point} failed: {exc}; rolled back the batch at {', '.join(touched)}" + (f" ({undo})" if undo else "")
                 return [self.store.transition(a.id, "failed", who, why) for a in batch]
         now = self.clock()
-        mode = "dry run" if self.points.dry_run else "enforced"
-        return [self.store.transition(a.id, "applied", who, f"applied at {a.point} ({mode}), expires in {a.ttl_seconds}s",
-                                      applied_at=now, expires_at=now + timedelta(seconds=a.ttl_seconds)) for a in batch]
+        out = []
+        for a in batch:
+            dry = self.points.dry(a.point)
+            why = f"applied at {a.point} ({'dry run' if dry else 'enforced'}), expires in {a.ttl_seconds}s"
+            out.append(self.store.transition(a.id, "applied", who, why, applied_at=now, dry_run=dry,
+                                             expires_at=now + timedelta(seconds=a.ttl_seconds)))
+        return out
 
     def _rollback(self, groups: dict[str, list[Action]], touched: list[str]) -> str:
         errors = []
@@ -176,7 +185,7 @@ class Protector:
     def withdraw(self, action_id: str, who: str, why: str) -> Action:
         a = self.store.get(action_id).action
         if a.state == "applied":
-            self.points.driver(a.point).withdraw([a])
+            self.points.for_action(a).withdraw([a])
         elif a.state == "proposed":
             raise TransitionError(f"{a.id} is only proposed: reject it instead")
         return self.store.transition(a.id, "withdrawn", who, why or "withdrawn")
@@ -189,7 +198,7 @@ class Protector:
             a = r.action
             if a.expires_at and a.expires_at <= now:
                 try:
-                    self.points.driver(a.point).withdraw([a])
+                    self.points.for_action(a).withdraw([a])
                 except Exception as exc:
                     self.store.remark(a.id, "necoma", f"expiry: withdraw at {a.point} failed, will retry: {exc}")
                     continue
@@ -201,6 +210,7 @@ class Protector:
         withdraw necoma-owned rules the store says should not be there."""
         rep = ReconcileReport()
         rep.expired = [a.id for a in self.expire()]
+        rep.interrupted = self._fail_interrupted(rep.errors)
         for point in self.points.configs:
             drv = self.points.driver(point)
             try:
@@ -208,7 +218,10 @@ class Protector:
             except Exception as exc:
                 rep.errors.append(f"{point}: cannot list installed rules: {exc}")
                 continue
-            should = {r.action.id: r.action for r in self.store.find(("applied",), point=point)}
+            # what this driver should hold: applied in the mode it serves (dry-run approvals are never
+            # installed for real when enforcement is switched on later)
+            dry = self.points.dry(point)
+            should = {r.action.id: r.action for r in self.store.find(("applied",), point=point) if r.action.dry_run == dry}
             missing = [a for i, a in should.items() if i not in have]
             if missing:
                 try:
@@ -224,6 +237,8 @@ class Protector:
                 except TransitionError:
                     rep.orphans.setdefault(point, []).append(aid)
                     continue
+                if rec.action.state == "approved":
+                    continue  # being applied right now (older interrupted applies were failed above)
                 try:
                     drv.withdraw([rec.action])
                     self.store.remark(aid, "necoma", f"reconcile: installed at {point} but {rec.action.state}, withdrawn")
@@ -231,6 +246,25 @@ class Protector:
                 except Exception as exc:
                     rep.errors.append(f"{point}: withdraw {aid} failed: {exc}")
         return rep
+
+    def _fail_interrupted(self, errors: list[str]) -> list[str]:
+        """Approved actions whose apply never finished (necoma stopped half-way): withdraw whatever reached the
+        point and mark them failed, so nothing stays half-applied or 'approved' forever."""
+        now, out = self.clock(), []
+        for r in self.store.find(("approved",)):
+            a = r.action
+            since = self.store.audit(a.id)[-1].at
+            if now - since < timedelta(seconds=APPLY_GRACE_SECONDS):
+                continue  # maybe being applied right now by another necoma process
+            try:
+                self.points.driver(a.point).withdraw([a])
+            except Exception as exc:
+                errors.append(f"{a.point}: withdraw of interrupted {a.id} failed: {exc}")
+                continue
+            self.store.transition(a.id, "failed", "necoma", f"reconcile: approved at {since:%Y-%m-%d %H:%M:%S} UTC but "
+                                  f"never applied (necoma stopped while applying?); withdrawn from {a.point}")
+            out.append(a.id)
+        return out
 
     def refresh_preview(self, action_id: str) -> dict:
         rec = self.store.get(action_id)

@@ -114,6 +114,7 @@ class Action(BaseModel):
     created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
     applied_at: datetime | None = None
     expires_at: datetime | None = None  # applied_at + ttl
+    dry_run: bool = False  # applied to the dry-run driver (protect.enforce off): nothing was installed for real
 
     @field_validator("created_at", "applied_at", "expires_at")
     @classmethod

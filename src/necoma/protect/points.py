@@ -76,28 +76,58 @@ def router(settings: Settings):
 
 
 class Points:
-    """Drivers by point name, built on first use."""
+    """Drivers by point name, built on first use.
+
+    Each applied action remembers whether it went to the dry-run driver (`Action.dry_run`), so that
+    switching protect.enforce on never makes reconcile install for real what was only approved in dry
+    run, and switching it off never strands real rules: `for_action` finds the driver that holds it.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.configs = point_configs(settings)
         self._drivers: dict[str, Driver] = {}
+        self._recorded: dict[str, Driver] = {}
 
     @property
     def dry_run(self) -> bool:
         return not self.settings.protect.enforce
 
-    def driver(self, point: str) -> Driver:
+    def _check(self, point: str) -> None:
+        if point not in self.configs:
+            raise ValueError(f"point {point!r} is not configured in [protect.points]")
+
+    def recorded(self, point: str) -> Driver:
+        """The point's persistent dry-run driver."""
+        self._check(point)
+        if point not in self._recorded:
+            state = self.settings.data_dir / "protect-dryrun" / f"{point}.json"
+            self._recorded[point] = RecordedDryRun(point, {"state_file": state})
+        return self._recorded[point]
+
+    def real(self, point: str) -> Driver:
+        """The point's configured driver (what enforcement uses)."""
+        self._check(point)
+        kind = self.configs[point]["driver"]
+        if kind == "dryrun":
+            return self.recorded(point)
         if point not in self._drivers:
-            if point not in self.configs:
-                raise ValueError(f"point {point!r} is not configured in [protect.points]")
             opts = {k: v for k, v in self.configs[point].items() if k != "driver"}
-            kind = self.configs[point]["driver"]
-            if self.dry_run or kind == "dryrun":
-                state = self.settings.data_dir / "protect-dryrun" / f"{point}.json"
-                self._drivers[point] = RecordedDryRun(point, {"state_file": state})
-            else:
-                if kind in ("abuse", "notify"):  # they find incidents and evidence in the lake
-                    opts.setdefault("data_dir", str(self.settings.data_dir))
-                self._drivers[point] = load_driver(kind, point, opts)
+            if kind in ("abuse", "notify"):  # they find incidents and evidence in the lake
+                opts.setdefault("data_dir", str(self.settings.data_dir))
+            self._drivers[point] = load_driver(kind, point, opts)
         return self._drivers[point]
+
+    def driver(self, point: str) -> Driver:
+        """The driver new applies go to: the real one when enforcing, else the recorded dry run."""
+        return self.recorded(point) if self.dry_run else self.real(point)
+
+    def dry(self, point: str) -> bool:
+        """Whether an apply at this point now goes to the dry-run driver."""
+        self._check(point)
+        return self.dry_run or self.configs[point]["driver"] == "dryrun"
+
+    def for_action(self, action: Action) -> Driver:
+        """The driver holding an applied action, whatever the mode is now: withdraw and expiry go there
+        (removing a rule is always safe, so a real rule is removed for real even in dry-run mode)."""
+        return self.recorded(action.point) if action.dry_run else self.real(action.point)

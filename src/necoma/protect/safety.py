@@ -6,6 +6,8 @@ Hard rules (configuration can tune their limits but not turn them off):
 - a blocking rule names what it blocks: no "match everything";
 - prefixes wider than max_prefix_v4/_v6, any blackhole and any isolation
   need a person: decided_by "policy:..." is refused;
+- a blackhole wider than max_prefix_v4/_v6 is refused even for a person
+  (it drops all traffic to the prefix: a filter is the tool for wide ones);
 - at most max_rules_per_point applied at one point;
 - every action has a TTL no longer than max_ttl_seconds.
 """
@@ -77,6 +79,11 @@ def problems(action: Action, cfg: ProtectSettings, applied_at_point: int = 0) ->
             wide = too_wide(action, cfg)
             if wide:
                 found.append("needs a person: " + "; ".join(wide))
+    if action.kind == "blackhole":
+        wide = too_wide(action, cfg)
+        if wide:
+            found.append("a blackhole drops every packet toward its prefix, the victim network's good traffic too: "
+                         "never wider than max_prefix_v4/v6, not even for a person (" + "; ".join(wide) + ")")
     if action.kind in NEEDS_PERSON and not by_person(action):
         found.append(f"needs a person: any {action.kind} is decided by a person, not by {action.decided_by or 'nobody'}")
     if action.ttl_seconds > cfg.max_ttl_seconds:
