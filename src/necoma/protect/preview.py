@@ -6,7 +6,9 @@ traffic rules (flows, bytes scaled by sampling, distinct destination hosts,
 distinct sources), `dns` for domain blocks (queries, distinct clients).
 "Legitimate-looking" = everything except the incident's own attack traffic:
 rows inside the incident's window that involve one of its subject addresses
-(or, for DNS, one of its bots/clients).
+(or, for DNS, one of its bots/clients). Isolation is the exception: it cuts
+everything the host does, so only its traffic with the incident's other
+subjects (its C&C, say) counts as the attack; the rest is what its user loses.
 
 Flow records carry per-flow aggregates, so the packet-length component is
 tested on the flow's mean packet size and the fragment component on its
@@ -140,12 +142,13 @@ def exclusion(window: tuple[datetime, datetime] | None, addresses: list[str]) ->
     return {"window": [window[0].isoformat(), window[1].isoformat()], "addresses": sorted(set(addrs))}
 
 
-def _exclude_sql(ex: dict | None, time_col: str, cols: tuple[str, ...]) -> str:
+def _exclude_sql(ex: dict | None, time_col: str, cols: tuple[str, ...], both: bool = False) -> str:
+    """Leave out the attack: rows in the window involving a subject (`both`: between two subjects)."""
     if not ex:
         return "TRUE"
     s, e = ex["window"]
     addrs = ", ".join(_quote(a) for a in ex["addresses"])
-    involved = " OR ".join(f"{c} IN ({addrs})" for c in cols)
+    involved = (" AND " if both else " OR ").join(f"{c} IN ({addrs})" for c in cols)
     return f"NOT ({time_col} >= {_quote(s)}::TIMESTAMPTZ AND {time_col} < {_quote(e)}::TIMESTAMPTZ AND ({involved}))"
 
 
@@ -178,7 +181,7 @@ def preview(action: Action, lake: Path, cfg: ProtectSettings, excluded: dict | N
         else:
             sql = (f"SELECT count(*), coalesce(sum(bytes * greatest(sampling_rate, 1)), 0), count(DISTINCT dst_ip), "
                    f"count(DISTINCT src_ip) FROM flows WHERE {rng} AND ({flow_where(action)}) "
-                   f"AND {_exclude_sql(excluded, 'start_time', ('src_ip', 'dst_ip'))}")
+                   f"AND {_exclude_sql(excluded, 'start_time', ('src_ip', 'dst_ip'), both=action.kind == 'isolate')}")
             f, b, h, s = con.execute(sql).fetchone()
             out.update(basis="flows (packet length and fragments estimated per flow)", flows=int(f), bytes=int(b),
                        hosts=int(h), sources=int(s))
