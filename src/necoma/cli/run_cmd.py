@@ -5,6 +5,7 @@ import typer
 from rich.table import Table
 
 from necoma.cli.common import console, settings_from
+from necoma.cli.run_collect import collecting
 from necoma.lake import connect
 from necoma.schemas import TABLES
 
@@ -43,14 +44,24 @@ def run(
     host: str = typer.Option("127.0.0.1", "--host", help="Address the API listens on (with --serve)."),
     port: int = typer.Option(8080, "--port", help="TCP port of the API (with --serve)."),
 ) -> None:
-    """Run the pipeline on the embedded default: demo data in, lake summary, then the detectors' alerts. Needs no server or network."""
+    """Run the pipeline on the embedded default: demo data in, lake summary, then the detectors' alerts. Needs no server or network.
+
+    When necoma.toml names listeners ([collect] netflow, sflow, syslog), the collectors start first
+    (as `necoma collect` would) and run until SIGTERM or Ctrl-C (with --serve, the signal that stops
+    the API; with --no-serve, after the other stages), which flush everything received and exit 0."""
     from necoma.cli.analyze_cmd import analyze_stage
     from necoma.cli.share_stage import serve_stage, share_stage
 
     settings = settings_from(ctx)
-    demo_data(settings)
-    console.print(lake_summary_table(settings))
-    alerts = analyze_stage(settings)
-    incidents = share_stage(settings, alerts)  # noqa: F841 -- correlated, rated, published; for the stages after
-    if serve:
-        serve_stage(settings, host, port)  # blocks until Ctrl-C
+    # Collectors first (when [collect] names listeners), so nothing sent during the stages is lost;
+    # after the block they keep collecting until SIGTERM or Ctrl-C (the server's, when served).
+    with collecting(ctx, settings, wait_after=not serve):
+        demo_data(settings)
+        console.print(lake_summary_table(settings))
+        alerts = analyze_stage(settings)
+        incidents = share_stage(settings, alerts)  # noqa: F841 -- correlated, rated, published; for the stages after
+        from necoma.cli.actions_cmd import protect_stage
+
+        protect_stage(settings, alerts=alerts)  # proposes; applies per policy (dry run unless protect.enforce)
+        if serve:
+            serve_stage(settings, host, port)  # blocks until Ctrl-C or SIGTERM
