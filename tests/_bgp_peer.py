@@ -39,7 +39,8 @@ class GobgpPeer:
             f'[[neighbors]]\n[neighbors.config]\n  neighbor-address = "{SPEAKER_ADDRESS}"\n  peer-as = {SPEAKER_AS}\n'
             f'[neighbors.transport.config]\n  local-address = "{PEER_ADDRESS}"\n  passive-mode = true\n' + fams)
         self.log = open(self.dir / "peer.log", "wb")
-        self.proc = subprocess.Popen(["gobgpd", "-f", str(conf), "--api-hosts", f"127.0.0.1:{self.api_port}"],
+        self.proc = subprocess.Popen(["gobgpd", "-f", str(conf), "--api-hosts", f"127.0.0.1:{self.api_port}",
+                                      "--pprof-disable"],
                                      stdout=self.log, stderr=self.log)
 
     def gobgp(self, *args: str) -> str:
@@ -66,7 +67,7 @@ class GobgpPeer:
         out = set()
         for fam in FAMILIES:
             text = self.gobgp("-j", "global", "rib", "-a", fam).strip()
-            out |= set(decode_rib(json.loads(text) if text else {}, fam))
+            out |= set(decode_rib(json.loads(text) if text else {}, fam, SPEAKER_AS))
         return out
 
     def wait_received(self, expected: set, timeout: float = 10) -> set:

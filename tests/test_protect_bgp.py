@@ -22,10 +22,15 @@ from necoma.protect.model import Action, DriverError, Match, PortRange
 pytestmark = pytest.mark.slow
 
 
+CREATED: list[Action] = []  # every action a test may have applied: withdrawn after each test
+
+
 def act(kind: str, incident: str = "inc-1", ttl: int = 3600, **match) -> Action:
     params = {"rate_bps": 100_000} if kind == "rate_limit" else {}
-    return Action(kind=kind, point="edge", match=Match(**match), params=params, incident_id=incident,
-                  ttl_seconds=ttl).with_id()
+    a = Action(kind=kind, point="edge", match=Match(**match), params=params, incident_id=incident,
+               ttl_seconds=ttl).with_id()
+    CREATED.append(a)
+    return a
 
 
 NTP = act("rate_limit", dst_prefixes=("192.0.2.10/32",), protocol=17, src_ports=(PortRange.parse(123),),
@@ -34,8 +39,15 @@ SYN = act("drop", dst_prefixes=("192.0.2.11/32",), src_prefixes=("198.51.100.0/2
           dst_ports=(PortRange.parse("80-90"), PortRange.parse(443)), tcp_flags="S/SA")
 DNS6 = act("drop", dst_prefixes=("2001:db8::1/128",), protocol=17, src_ports=(PortRange.parse(53),),
            fragment="is-fragment")
+SMALL = act("drop", dst_prefixes=("192.0.2.13/32",), protocol=17, packet_length=(0, 100), fragment="not-a-fragment")
+SCAN6 = act("drop", src_prefixes=("2001:db8:bad::/48",), protocol=6, dst_ports=(PortRange.parse("1000-2000"),),
+            tcp_flags="R")
+DF = act("drop", dst_prefixes=("192.0.2.14/32",), fragment="dont-fragment", packet_length=(1500, 1500))
 RTBH4 = act("blackhole", dst_prefixes=("192.0.2.12/32",))
 RTBH6 = act("blackhole", dst_prefixes=("2001:db8::12/128",))
+# the point's own RTBH settings (what an ISP or IXP asks for), reflected in what the peer must receive
+NEXT_HOP_V4 = "192.0.2.66"
+CONFIGURED = ["64513:666", "64513:0:666"]
 
 
 def tag(a: Action) -> frozenset:
@@ -52,23 +64,31 @@ EXPECTED = {
                (9, (Term(0x01, 0x02), Term(0x42, 0x10)))), 0.0), tag(SYN)),
     (FlowRule(6, ((1, "2001:db8::1/128"),), ((3, (Term(0x01, 17),)), (6, (Term(0x01, 53),)),
                                              (12, (Term(0x01, 0x02),))), 0.0), tag(DNS6)),
-    (RtbhRoute(4, "192.0.2.12/32", "192.0.2.1", ("65535:666", "65535:65281")), tag(RTBH4)),
-    (RtbhRoute(6, "2001:db8::12/128", "100::1", ("65535:666", "65535:65281")), tag(RTBH6)),
+    (FlowRule(4, ((1, "192.0.2.13/32"),), ((3, (Term(0x01, 17),)), (10, (Term(0x05, 100),)),
+                                           (12, (Term(0x02, 0x02),))), 0.0), tag(SMALL)),
+    (FlowRule(6, ((2, "2001:db8:bad::/48"),), ((3, (Term(0x01, 6),)), (5, (Term(0x03, 1000), Term(0x45, 2000))),
+                                               (9, (Term(0x01, 0x04),))), 0.0), tag(SCAN6)),
+    (FlowRule(4, ((1, "192.0.2.14/32"),), ((10, (Term(0x01, 1500),)), (12, (Term(0x01, 0x01),))), 0.0), tag(DF)),
+    # RTBH: BLACKHOLE 65535:666, NO_EXPORT 65535:65281 and the configured ones, in numeric order
+    (RtbhRoute(4, "192.0.2.12/32", NEXT_HOP_V4, ("64513:0:666", "64513:666", "65535:666", "65535:65281")), tag(RTBH4)),
+    (RtbhRoute(6, "2001:db8::12/128", "100::1", ("64513:0:666", "64513:666", "65535:666", "65535:65281")),
+     tag(RTBH6)),
 }
-ALL = [NTP, SYN, DNS6, RTBH4, RTBH6]
+ALL = [NTP, SYN, DNS6, SMALL, SCAN6, DF, RTBH4, RTBH6]
 
 
 def _options(speaker: str, peer: GobgpPeer, run_dir: Path) -> dict:
     common = {"local_as": SPEAKER_AS, "router_id": SPEAKER_ADDRESS, "local_address": SPEAKER_ADDRESS,
-              "run_dir": str(run_dir),
+              "run_dir": str(run_dir), "blackhole_next_hop_v4": NEXT_HOP_V4, "blackhole_communities": CONFIGURED,
               "peers": [{"address": PEER_ADDRESS, "as": PEER_AS, "port": peer.bgp_port}]}
     if speaker == "gobgp":
         return {**common, "manage": True, "api_port": free_port("127.0.0.1")}
     return common
 
 
-@pytest.fixture(params=["gobgp", "exabgp"])
-def lab(request):
+@pytest.fixture(scope="module", params=["gobgp", "exabgp"])
+def session(request):
+    """One BGP session per speaker for the whole module: GoBGP waits 5-10 s before its first connect."""
     require_tool("gobgpd", "gobgp")
     if request.param == "exabgp":
         pytest.importorskip("exabgp", reason="ExaBGP (PyPI exabgp) not installed")
@@ -88,6 +108,20 @@ def lab(request):
             peer.stop()
 
 
+@pytest.fixture
+def lab(session):
+    """The shared session, left empty for the next test whatever this one did."""
+    _, driver, peer, _ = session
+    assert peer.received() == set(), "a previous test left routes at the peer"
+    yield session
+    for a in CREATED:
+        try:
+            driver.withdraw([a])
+        except DriverError:
+            pass  # an action BGP cannot express was never announced
+    assert peer.wait_received(set()) == set()
+
+
 def test_rules_arrive_exactly_and_are_withdrawn(lab):
     name, driver, peer, options = lab
     driver.apply(ALL)
@@ -100,15 +134,18 @@ def test_rules_arrive_exactly_and_are_withdrawn(lab):
     assert driver.installed() == {a.id for a in ALL}
 
     # reconcile after a restart: a new driver on the same point reads the same ids from the speaker
-    again = load_driver(name, "edge", options)
+    # (for GoBGP without manage: the operator's gobgpd, reached through its API only)
+    again = load_driver(name, "edge", {**options, "manage": False} if name == "gobgp" else options)
+    assert again.installed() == {a.id for a in ALL}
+    again.apply([NTP])  # idempotent across driver instances too
     assert again.installed() == {a.id for a in ALL}
 
     driver.withdraw([NTP, RTBH4])
     rest = {e for e in EXPECTED if e[1] not in (tag(NTP), tag(RTBH4))}
     assert peer.wait_received(rest) == rest
-    assert driver.installed() == {SYN.id, DNS6.id, RTBH6.id}
+    assert driver.installed() == {a.id for a in ALL} - {NTP.id, RTBH4.id}
     driver.withdraw([NTP])  # withdrawing what is gone is fine
-    driver.withdraw([SYN, DNS6, RTBH6])
+    again.withdraw([SYN, DNS6, SMALL, SCAN6, DF, RTBH6])
     assert peer.wait_received(set()) == set()
     assert driver.installed() == set()
 

@@ -32,7 +32,7 @@ from typing import Any
 from necoma.protect.drivers.bgp_speaker import BgpDriver, RibEntry, Tag, bgp_options
 from necoma.protect.drivers.flowspec import (AND, BITMASK_TYPES, COMPONENT_NAMES, EQ, FRAGMENT_BITS, GT, LT,
                                              MATCH, NOT, PROTO, TCP_FLAG_BITS, Announcement, FlowRule,
-                                             RtbhRoute, Term)
+                                             RtbhRoute, Term, is_large)
 from necoma.protect.model import DriverError
 
 _NUM_OP = {EQ: "=", GT: ">", GT | EQ: ">=", LT: "<", LT | EQ: "<=", LT | GT: "!="}
@@ -60,15 +60,17 @@ def _terms(ctype: int, terms: tuple[Term, ...]) -> str:
     return "[ " + " ".join(words) + " ]"
 
 
-def _large(tags: frozenset[Tag]) -> str:
-    return "large-community [ " + " ".join(f"{a}:{b}:{c}" for a, b, c in sorted(tags)) + " ]" if tags else ""
+def _large(tags: frozenset[Tag], configured: tuple[str, ...] = ()) -> str:
+    words = [*configured, *(f"{a}:{b}:{c}" for a, b, c in sorted(tags))]
+    return "large-community [ " + " ".join(words) + " ]" if words else ""
 
 
 def api_command(verb: str, ann: Announcement, tags: frozenset[Tag] = frozenset()) -> str:
     """One ExaBGP API line: `announce|withdraw flow route {...}` or `... route PREFIX ...`."""
     if isinstance(ann, RtbhRoute):
-        comms = " ".join(ann.communities)
-        return f"{verb} route {ann.prefix} next-hop {ann.next_hop} community [ {comms} ] {_large(tags)}".strip()
+        comms = " ".join(c for c in ann.communities if not is_large(c))
+        large = _large(tags, tuple(c for c in ann.communities if is_large(c)))
+        return f"{verb} route {ann.prefix} next-hop {ann.next_hop} community [ {comms} ] {large}".strip()
     match = [f"{COMPONENT_NAMES[c]} {p};" for c, p in ann.prefixes]
     for ctype, terms in ann.terms:
         name = "next-header" if ctype == PROTO and ann.family == 6 else COMPONENT_NAMES[ctype]

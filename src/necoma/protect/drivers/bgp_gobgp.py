@@ -26,7 +26,8 @@ from typing import Any
 from necoma.protect.drivers.bgp_speaker import BgpDriver, RibEntry, Tag, bgp_options, run
 from necoma.protect.drivers.flowspec import (AND, BITMASK_MASK, BITMASK_TYPES, COMPONENT_NAMES, DST, EQ,
                                              FRAGMENT_BITS, GT, LT, MATCH, NOT, NUMERIC_MASK, SRC,
-                                             TCP_FLAG_BITS, Announcement, FlowRule, RtbhRoute, Term)
+                                             TCP_FLAG_BITS, Announcement, FlowRule, RtbhRoute, Term,
+                                             community_order, is_large)
 from necoma.protect.model import DriverError
 
 FAMILIES = ("ipv4-flowspec", "ipv6-flowspec", "ipv4", "ipv6")
@@ -55,15 +56,18 @@ def _terms_args(ctype: int, terms: tuple[Term, ...]) -> list[str]:
     return words
 
 
-def _large(tags: frozenset[Tag]) -> list[str]:
-    return ["large-community", ",".join(f"{a}:{b}:{c}" for a, b, c in sorted(tags))] if tags else []
+def _large(tags: frozenset[Tag], configured: tuple[str, ...] = ()) -> list[str]:
+    words = [*configured, *(f"{a}:{b}:{c}" for a, b, c in sorted(tags))]
+    return ["large-community", ",".join(words)] if words else []
 
 
 def cli_words(ann: Announcement, tags: frozenset[Tag] = frozenset()) -> tuple[str, list[str]]:
     """(address family, words after `add`/`del`) for one announcement."""
     if isinstance(ann, RtbhRoute):
+        standard = [c for c in ann.communities if not is_large(c)]
+        large = tuple(c for c in ann.communities if is_large(c))
         return f"ipv{ann.family}", [ann.prefix, "nexthop", ann.next_hop, "community",
-                                    ",".join(ann.communities), *_large(tags)]
+                                    ",".join(standard), *_large(tags, large)]
     words = ["match"]
     for ctype, prefix in ann.prefixes:
         words += [COMPONENT_NAMES[ctype], prefix]
@@ -77,15 +81,18 @@ def _community(n: int) -> str:
     return f"{n >> 16}:{n & 0xFFFF}"
 
 
-def decode_path(family: str, path: dict) -> tuple[Announcement, frozenset[Tag]]:
-    """One path of `gobgp -j global rib -a FAMILY` back into what necoma would have announced."""
+def decode_path(family: str, path: dict, local_as: int) -> tuple[Announcement, frozenset[Tag]]:
+    """One path of `gobgp -j global rib -a FAMILY` back into what necoma would have announced.
+    Large communities LOCAL_AS:*:* are action tags; other large communities are configured ones."""
     attrs = {a["type"]: a for a in path.get("attrs", [])}
-    tags = frozenset((v["ASN"], v["LocalData1"], v["LocalData2"]) for v in attrs.get(32, {}).get("value", []))
+    large = [(v["ASN"], v["LocalData1"], v["LocalData2"]) for v in attrs.get(32, {}).get("value", [])]
+    tags = frozenset(t for t in large if t[0] == local_as)
     if family in ("ipv4", "ipv6"):
         net = ipaddress.ip_network(path["nlri"]["prefix"])
         nh = attrs[3]["nexthop"] if 3 in attrs else attrs.get(14, {}).get("nexthop", "")
-        comms = tuple(_community(c) for c in attrs.get(8, {}).get("communities", []))
-        return RtbhRoute(net.version, str(net), nh, comms), tags
+        comms = [_community(c) for c in attrs.get(8, {}).get("communities", [])]
+        comms += [f"{a}:{b}:{c}" for a, b, c in large if a != local_as]
+        return RtbhRoute(net.version, str(net), nh, tuple(sorted(comms, key=community_order))), tags
     prefixes, terms = [], []
     for comp in path["nlri"]["value"]:
         ctype = comp["type"]
@@ -99,14 +106,15 @@ def decode_path(family: str, path: dict) -> tuple[Announcement, frozenset[Tag]]:
     return FlowRule(4 if family.startswith("ipv4") else 6, tuple(prefixes), tuple(terms), rate), tags
 
 
-def decode_rib(rib_json: dict, family: str) -> list[tuple[Announcement, frozenset[Tag]]]:
+def decode_rib(rib_json: dict, family: str, local_as: int) -> list[tuple[Announcement, frozenset[Tag]]]:
     """Every path of a `gobgp -j global rib -a FAMILY` answer, decoded (used by the tests on the peer too)."""
-    return [decode_path(family, p) for paths in (rib_json or {}).values() for p in paths]
+    return [decode_path(family, p, local_as) for paths in (rib_json or {}).values() for p in paths]
 
 
 class GoBgpSpeaker:
-    def __init__(self, gobgp: str, api_host: str, api_port: int) -> None:
+    def __init__(self, gobgp: str, api_host: str, api_port: int, local_as: int) -> None:
         self.base = [gobgp, "-u", api_host, "-p", str(api_port)]
+        self.local_as = local_as
 
     def announce(self, ann: Announcement, tags: frozenset[Tag]) -> None:
         fam, words = cli_words(ann, tags)
@@ -127,7 +135,7 @@ class GoBgpSpeaker:
 
     def routes(self) -> dict[str, RibEntry]:
         return {ann.key(): RibEntry(ann.then(), tags)
-                for fam in FAMILIES for ann, tags in decode_rib(self.rib(fam), fam)}
+                for fam in FAMILIES for ann, tags in decode_rib(self.rib(fam), fam, self.local_as)}
 
 
 def gobgpd_config(options: dict[str, Any], local_as: int) -> str:
@@ -170,7 +178,9 @@ class ManagedGobgpd:
         conf = self.run_dir / "gobgpd.toml"
         conf.write_text(self.config)
         log = open(self.run_dir / "gobgpd.log", "ab")
-        proc = subprocess.Popen([self.gobgpd, "-f", str(conf), "--api-hosts", self.api, "-l", "info"],
+        # --pprof-disable: gobgpd's default profiler port 6060 would clash with any other gobgpd
+        proc = subprocess.Popen([self.gobgpd, "-f", str(conf), "--api-hosts", self.api, "-l", "info",
+                                 "--pprof-disable"],
                                 stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
         self.pidfile.write_text(str(proc.pid))
 
@@ -198,7 +208,7 @@ class GoBgpDriver(BgpDriver):
         if not gobgp:
             raise DriverError(f"point {point}: the gobgp CLI is not installed (Debian package gobgpd)")
         host, port = str(options.get("api_host", "127.0.0.1")), int(options.get("api_port", 50051))
-        super().__init__(point, opts, GoBgpSpeaker(gobgp, host, port))
+        super().__init__(point, opts, GoBgpSpeaker(gobgp, host, port, opts.local_as))
         self.daemon: ManagedGobgpd | None = None
         if options.get("manage"):
             for key in ("run_dir", "router_id"):

@@ -8,11 +8,13 @@ carrying both tags; the same NLRI with a different action is refused.
 """
 from __future__ import annotations
 
+import ipaddress
 import subprocess
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from necoma.protect.drivers.flowspec import Announcement, BgpOptions, BGP_KINDS, announcements, id_tag, tag_id
+from necoma.protect.drivers.flowspec import (BGP_KINDS, Announcement, BgpOptions, announcements, id_tag, is_large,
+                                             parse_community, tag_id)
 from necoma.protect.model import Action, DriverError
 
 Tag = tuple[int, int, int]
@@ -44,11 +46,42 @@ def run(cmd: list[str], what: str, timeout: float = 15) -> str:
 
 
 def bgp_options(options: dict[str, Any]) -> BgpOptions:
-    if "local_as" not in options:
-        raise DriverError("BGP point needs option local_as (our AS number, also the tag's global administrator)")
-    known = {k: options[k] for k in ("blackhole_next_hop_v4", "blackhole_next_hop_v6",
-                                     "max_rtbh_prefix_v4", "max_rtbh_prefix_v6") if k in options}
-    return BgpOptions(local_as=int(options["local_as"]), extra=dict(options), **known)
+    """The point's options, checked: a bad value is refused when the driver is built, not at the first apply."""
+    try:
+        local_as = int(options["local_as"])
+    except (KeyError, TypeError, ValueError):
+        raise DriverError("BGP point needs option local_as (our AS number, also the tag's global administrator)") from None
+    if not 1 <= local_as <= 0xFFFFFFFF:
+        raise DriverError(f"local_as {local_as} is not an AS number (1..4294967295)")
+    known: dict[str, Any] = {}
+    for fam, default_len, top in ((4, 24, 32), (6, 48, 128)):
+        key = f"blackhole_next_hop_v{fam}"
+        if key in options:
+            try:
+                nh = ipaddress.ip_address(str(options[key]))
+            except ValueError:
+                nh = None
+            if nh is None or nh.version != fam:
+                raise DriverError(f"{key} {options[key]!r} is not an IPv{fam} address")
+            known[key] = str(nh)
+        key = f"max_rtbh_prefix_v{fam}"
+        if key in options:
+            if not isinstance(options[key], int) or not 0 <= options[key] <= top:
+                raise DriverError(f"{key} {options[key]!r} must be a prefix length 0..{top} (default {default_len})")
+            known[key] = options[key]
+    comms = options.get("blackhole_communities", [])
+    if isinstance(comms, str) or not isinstance(comms, (list, tuple)):
+        raise DriverError("blackhole_communities must be a list, e.g. [\"64500:666\", \"6695:666:0\"]")
+    parsed = tuple(parse_community(c) for c in comms)
+    for c in parsed:
+        if is_large(c) and int(c.split(":")[0]) == local_as:
+            raise DriverError(f"blackhole community {c}: large communities LOCAL_AS:*:* mark which actions "
+                              "necoma announced; use another global administrator")
+    no_export = options.get("blackhole_no_export", True)
+    if not isinstance(no_export, bool):
+        raise DriverError(f"blackhole_no_export must be true or false, not {no_export!r}")
+    return BgpOptions(local_as=local_as, blackhole_communities=parsed, blackhole_no_export=no_export,
+                      extra=dict(options), **known)
 
 
 class BgpDriver:

@@ -11,8 +11,13 @@ Mapping (RFC 8955 §4.2.2 component types):
   tcp_flags    -> 9 TCP flags (bitmask)  packet_length -> 10 packet length
   fragment     -> 12 fragment (bitmask)
 Traffic actions (RFC 8955 §7), extended community traffic-rate-bytes (0x8006):
-  drop -> rate 0 (discard); rate_limit -> rate params["rate_bps"] / 8, because the
-  RFC's rate is in bytes per second and necoma's params are bits per second.
+  drop -> rate 0 (discard); rate_limit -> rate params["rate_bps"] / 8 rounded to whole
+  bytes per second, because the RFC's rate is in bytes per second, necoma's params are
+  bits per second, and ExaBGP takes whole numbers only. No redirect (RFC 8955 §7.4):
+  necoma has no scrubbing VRF to send traffic to, and a rule it cannot read back
+  exactly is a rule it cannot reconcile.
+RTBH routes carry BLACKHOLE (65535:666), NO_EXPORT unless turned off, and the point's
+configured communities (standard a:b or large a:b:c, e.g. an IXP's blackhole community).
 Each announcement carries one large community per action id (RFC 8092,
 LOCAL_AS:hi32:lo32 of the id's 64 hex bits), so the speaker's own RIB says which
 actions it holds and a restarted necoma can reconcile.
@@ -41,6 +46,7 @@ NUMERIC_MASK, BITMASK_MASK = AND | LT | GT | EQ, AND | NOT | MATCH
 TCP_FLAG_BITS = {"F": 0x01, "S": 0x02, "R": 0x04, "P": 0x08, "A": 0x10, "U": 0x20, "E": 0x40, "C": 0x80}
 FRAGMENT_BITS = {"dont-fragment": 0x01, "is-fragment": 0x02, "first-fragment": 0x04, "last-fragment": 0x08}
 
+MAX_RATE_BPS = 8e12  # ExaBGP caps traffic-rate at 1e12 bytes/s; more is no limit at all
 BLACKHOLE = "65535:666"  # RFC 7999 BLACKHOLE community
 NO_EXPORT = "65535:65281"  # RFC 1997; RFC 7999 §3.2 recommends it on blackhole routes
 FLOWSPEC_KINDS = frozenset({"drop", "rate_limit"})
@@ -82,7 +88,7 @@ class RtbhRoute:
     family: int
     prefix: str
     next_hop: str
-    communities: tuple[str, ...] = (BLACKHOLE, NO_EXPORT)
+    communities: tuple[str, ...] = (BLACKHOLE, NO_EXPORT)  # in `community_order`; large ones have two colons
 
     def key(self) -> str:
         return f"unicast{self.family} {self.prefix}"
@@ -94,6 +100,28 @@ class RtbhRoute:
 Announcement = FlowRule | RtbhRoute
 
 
+def community_order(text: str) -> tuple[int, ...]:
+    """Sort key of a community 'a:b' or large community 'a:b:c' (numeric, so the order is stable)."""
+    return tuple(int(x) for x in text.split(":"))
+
+
+def is_large(community: str) -> bool:
+    return community.count(":") == 2
+
+
+def parse_community(text: str) -> str:
+    """'a:b' (RFC 1997, 16-bit halves) or 'a:b:c' (RFC 8092, 32-bit parts), checked; DriverError otherwise."""
+    parts = str(text).strip().split(":")
+    limit = 0xFFFF if len(parts) == 2 else 0xFFFFFFFF
+    try:
+        nums = [int(p) for p in parts]
+    except ValueError:
+        nums = []
+    if len(parts) not in (2, 3) or len(nums) != len(parts) or not all(0 <= n <= limit for n in nums):
+        raise DriverError(f"community {text!r}: write a:b (two 16-bit numbers) or a:b:c (three 32-bit numbers)")
+    return ":".join(map(str, nums))
+
+
 @dataclass
 class BgpOptions:
     """The options of a BGP enforcement point that shape what is announced."""
@@ -103,7 +131,13 @@ class BgpOptions:
     blackhole_next_hop_v6: str = "100::1"  # RFC 6666 discard-only prefix
     max_rtbh_prefix_v4: int = 24  # RTBH for anything shorter is refused: it would blackhole a whole network
     max_rtbh_prefix_v6: int = 48
+    blackhole_communities: tuple[str, ...] = ()  # added to BLACKHOLE, e.g. what the ISP or IXP asks for
+    blackhole_no_export: bool = True  # RFC 7999 §3.2: keep the blackhole inside the receiving AS
     extra: dict = field(default_factory=dict)
+
+    def rtbh_communities(self) -> tuple[str, ...]:
+        base = {BLACKHOLE, *([NO_EXPORT] if self.blackhole_no_export else []), *self.blackhole_communities}
+        return tuple(sorted(base, key=community_order))
 
 
 def float32(x: float) -> float:
@@ -198,9 +232,10 @@ def flow_rules(action: Action) -> list[FlowRule]:
             bps = float(action.params["rate_bps"])
         except (KeyError, TypeError, ValueError):
             raise DriverError(f"action {action.id}: rate_limit needs params.rate_bps as a number (bits per second)") from None
-        if not 0 < bps / 8 <= 3.4e38:
-            raise DriverError(f"action {action.id}: rate_bps {bps} must be positive (0 would discard; use drop)")
-        rate = float32(bps / 8)
+        if not 8 <= bps <= MAX_RATE_BPS:
+            raise DriverError(f"action {action.id}: rate_bps {bps:g} must be between 8 (one byte per second) and "
+                              f"{MAX_RATE_BPS:g}; 0 would discard: use a drop action")
+        rate = float32(round(bps / 8))
     terms: list[tuple[int, tuple[Term, ...]]] = []
     if m.protocol is not None:
         terms.append((PROTO, (Term(EQ, m.protocol),)))
@@ -243,7 +278,7 @@ def rtbh_routes(action: Action, opts: BgpOptions) -> list[RtbhRoute]:
         if net.prefixlen < limit:
             raise DriverError(f"action {action.id}: blackhole of {p} is wider than /{limit}, refused")
         nh = opts.blackhole_next_hop_v4 if net.version == 4 else opts.blackhole_next_hop_v6
-        routes.append(RtbhRoute(net.version, str(net), nh))
+        routes.append(RtbhRoute(net.version, str(net), nh, opts.rtbh_communities()))
     return routes
 
 
