@@ -198,3 +198,28 @@ def test_two_actions_share_one_rule(lab):
     assert driver.installed() == {twin.id}
     driver.withdraw([twin])
     assert peer.wait_received(set()) == set()
+
+
+def test_unreachable_speaker_is_a_clear_error_not_a_hang():
+    require_tool("gobgp")
+    closed = free_port("127.0.0.1")  # nothing listens there
+    driver = load_driver("gobgp", "edge", {"local_as": SPEAKER_AS, "api_port": closed})
+    started = time.monotonic()
+    with pytest.raises(DriverError, match=f"gobgpd API at 127.0.0.1:{closed}"):
+        driver.apply([NTP])
+    with pytest.raises(DriverError, match=f"gobgpd API at 127.0.0.1:{closed}"):
+        driver.installed()
+    assert time.monotonic() - started < 10
+
+
+@pytest.mark.parametrize("speaker", ["gobgp", "exabgp"])
+def test_speaker_that_cannot_start_is_a_clear_error(speaker, tmp_path):
+    require_tool("gobgpd", "gobgp")
+    if speaker == "exabgp":
+        pytest.importorskip("exabgp", reason="ExaBGP (PyPI exabgp) not installed")
+    options = {"local_as": SPEAKER_AS, "router_id": "not-an-address", "run_dir": str(tmp_path), "manage": True,
+               "api_port": free_port("127.0.0.1"), "peers": [{"address": PEER_ADDRESS, "as": PEER_AS}]}
+    started = time.monotonic()
+    with pytest.raises(DriverError, match=r"(?s)(gobgpd|ExaBGP) exited; log tail: .*not-an-address"):
+        load_driver(speaker, "edge", options)
+    assert time.monotonic() - started < 15

@@ -21,17 +21,16 @@ import json
 import os
 import re
 import shlex
-import signal
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from necoma.protect.drivers.bgp_daemon import ManagedDaemon
 from necoma.protect.drivers.bgp_speaker import BgpDriver, RibEntry, Tag, bgp_options
 from necoma.protect.drivers.flowspec import (AND, BITMASK_TYPES, COMPONENT_NAMES, EQ, FRAGMENT_BITS, GT, LT,
-                                             MATCH, NOT, PROTO, TCP_FLAG_BITS, Announcement, FlowRule,
+                                             MATCH, NOT, PROTO, TCP_FLAG_BITS, Announcement,
                                              RtbhRoute, Term, is_large)
 from necoma.protect.model import DriverError
 
@@ -165,59 +164,6 @@ class ExaBgpSpeaker:
         return out
 
 
-class ManagedExaBgp:
-    """The exabgp process necoma runs; reused across necoma restarts through its pid file."""
-
-    def __init__(self, run_dir: Path, config: str, command: list[str]) -> None:
-        self.run_dir, self.config, self.command = run_dir, config, command
-        self.pidfile = run_dir / "exabgp.pid"
-
-    def pid(self) -> int | None:
-        try:
-            pid = int(self.pidfile.read_text())
-            os.kill(pid, 0)
-            return pid
-        except (OSError, ValueError):
-            return None
-
-    def start(self) -> bool:
-        """Start ExaBGP unless it runs already; True when it was started now."""
-        if self.pid():
-            return False
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "journal.json").unlink(missing_ok=True)  # a new ExaBGP announces nothing yet
-        conf = self.run_dir / "exabgp.conf"
-        conf.write_text(self.config)
-        env = dict(os.environ, **{
-            "exabgp.daemon.daemonize": "false",
-            "exabgp.daemon.user": getpass.getuser(),  # as root ExaBGP drops to nobody, who cannot run our venv
-            "exabgp.api.cli": "false",  # its named-pipe CLI is not used: necoma has the relay
-            "exabgp.log.destination": "stdout"})
-        log = open(self.run_dir / "exabgp.log", "ab")
-        proc = subprocess.Popen([*self.command, "server", str(conf)], stdout=log, stderr=log, cwd=self.run_dir,
-                                stdin=subprocess.DEVNULL, env=env, start_new_session=True)
-        self.pidfile.write_text(str(proc.pid))
-        return True
-
-    def stop(self) -> None:
-        pid = self.pid()
-        if pid:
-            os.kill(pid, signal.SIGTERM)
-            for _ in range(100):
-                try:
-                    if os.waitpid(pid, os.WNOHANG)[0]:
-                        break
-                except ChildProcessError:
-                    try:
-                        os.kill(pid, 0)
-                    except OSError:
-                        break
-                time.sleep(0.1)
-            else:
-                os.kill(pid, signal.SIGKILL)
-        self.pidfile.unlink(missing_ok=True)
-
-
 class ExaBgpDriver(BgpDriver):
     def __init__(self, point: str, options: dict[str, Any]) -> None:
         opts = bgp_options(options)
@@ -228,8 +174,18 @@ class ExaBgpDriver(BgpDriver):
         speaker = ExaBgpSpeaker(run_dir)
         super().__init__(point, opts, speaker)
         command = shlex.split(options["exabgp"]) if options.get("exabgp") else [sys.executable, "-m", "exabgp"]
-        self.daemon = ManagedExaBgp(run_dir, exabgp_config(options, opts.local_as, speaker.socket_path), command)
-        if self.daemon.start():
+        self.daemon = ManagedDaemon("exabgp", run_dir)
+        if not self.daemon.pid():  # else still running from before a necoma restart, with its routes
+            run_dir.mkdir(parents=True, exist_ok=True)
+            speaker.journal_path.unlink(missing_ok=True)  # a new ExaBGP announces nothing yet
+            conf = run_dir / "exabgp.conf"
+            conf.write_text(exabgp_config(options, opts.local_as, speaker.socket_path))
+            env = dict(os.environ, **{
+                "exabgp.daemon.daemonize": "false",
+                "exabgp.daemon.user": getpass.getuser(),  # as root ExaBGP drops to nobody, who cannot run our venv
+                "exabgp.api.cli": "false",  # its named-pipe CLI is not used: necoma has the relay
+                "exabgp.log.destination": "stdout"})
+            self.daemon.start([*command, "server", str(conf)], env)
             self._wait_api(float(options.get("start_timeout", 20)))
 
     def _wait_api(self, timeout: float) -> None:
@@ -239,9 +195,10 @@ class ExaBgpDriver(BgpDriver):
                 self.speaker.command("show adj-rib out extensive")
                 return
             except DriverError as e:
-                if time.monotonic() > deadline or not self.daemon.pid():
-                    log = (self.daemon.run_dir / "exabgp.log").read_text(errors="replace")[-800:]
-                    raise DriverError(f"point {self.name}: ExaBGP API not answering ({e}); log tail: {log}") from None
+                gone = not self.daemon.pid()
+                if gone or time.monotonic() > deadline:
+                    why = "ExaBGP exited" if gone else f"ExaBGP API not answering after {timeout}s ({e})"
+                    raise DriverError(f"point {self.name}: {why}; log tail: {self.daemon.log_tail()}") from None
                 time.sleep(0.3)
 
     def stop(self) -> None:

@@ -15,14 +15,12 @@ Options ([protect.points.NAME] with driver = "gobgp"):
 from __future__ import annotations
 
 import ipaddress
-import os
 import shutil
-import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
+from necoma.protect.drivers.bgp_daemon import ManagedDaemon
 from necoma.protect.drivers.bgp_speaker import BgpDriver, RibEntry, Tag, bgp_options, run
 from necoma.protect.drivers.flowspec import (AND, BITMASK_MASK, BITMASK_TYPES, COMPONENT_NAMES, DST, EQ,
                                              FRAGMENT_BITS, GT, LT, MATCH, NOT, NUMERIC_MASK, SRC,
@@ -115,23 +113,24 @@ class GoBgpSpeaker:
     def __init__(self, gobgp: str, api_host: str, api_port: int, local_as: int) -> None:
         self.base = [gobgp, "-u", api_host, "-p", str(api_port)]
         self.local_as = local_as
+        self.api = f"gobgpd API at {api_host}:{api_port}"
 
     def announce(self, ann: Announcement, tags: frozenset[Tag]) -> None:
         fam, words = cli_words(ann, tags)
-        run([*self.base, "global", "rib", "-a", fam, "add", *words], f"gobgp announce {ann.key()}")
+        run([*self.base, "global", "rib", "-a", fam, "add", *words], f"{self.api}: announce {ann.key()}")
 
     def withdraw(self, ann: Announcement) -> None:
         fam, words = cli_words(ann)
-        run([*self.base, "global", "rib", "-a", fam, "del", *words], f"gobgp withdraw {ann.key()}")
+        run([*self.base, "global", "rib", "-a", fam, "del", *words], f"{self.api}: withdraw {ann.key()}")
 
     def rib(self, family: str) -> dict:
         import json
 
-        out = run([*self.base, "-j", "global", "rib", "-a", family], f"gobgp read {family} rib")
+        out = run([*self.base, "-j", "global", "rib", "-a", family], f"{self.api}: read the {family} RIB")
         try:
             return json.loads(out) if out.strip() else {}
         except ValueError:
-            raise DriverError(f"gobgp read {family} rib: not JSON: {out[:200]!r}") from None
+            raise DriverError(f"{self.api}: read the {family} RIB: not JSON: {out[:200]!r}") from None
 
     def routes(self) -> dict[str, RibEntry]:
         return {ann.key(): RibEntry(ann.then(), tags)
@@ -156,51 +155,6 @@ def gobgpd_config(options: dict[str, Any], local_as: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-class ManagedGobgpd:
-    """gobgpd started by necoma; reused across necoma restarts through its pid file in run_dir."""
-
-    def __init__(self, gobgpd: str, run_dir: Path, config: str, api_host: str, api_port: int) -> None:
-        self.run_dir, self.pidfile = run_dir, run_dir / "gobgpd.pid"
-        self.gobgpd, self.config, self.api = gobgpd, config, f"{api_host}:{api_port}"
-
-    def pid(self) -> int | None:
-        try:
-            pid = int(self.pidfile.read_text())
-            os.kill(pid, 0)
-            return pid
-        except (OSError, ValueError):
-            return None
-
-    def start(self) -> None:
-        if self.pid():
-            return  # still running from before a necoma restart: its RIB is what is installed
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        conf = self.run_dir / "gobgpd.toml"
-        conf.write_text(self.config)
-        log = open(self.run_dir / "gobgpd.log", "ab")
-        # --pprof-disable: gobgpd's default profiler port 6060 would clash with any other gobgpd
-        proc = subprocess.Popen([self.gobgpd, "-f", str(conf), "--api-hosts", self.api, "-l", "info",
-                                 "--pprof-disable"],
-                                stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
-        self.pidfile.write_text(str(proc.pid))
-
-    def stop(self) -> None:
-        pid = self.pid()
-        if pid:
-            os.kill(pid, signal.SIGTERM)
-            for _ in range(50):
-                try:
-                    if os.waitpid(pid, os.WNOHANG)[0]:
-                        break
-                except ChildProcessError:  # not our child (started by an earlier necoma)
-                    try:
-                        os.kill(pid, 0)
-                    except OSError:
-                        break
-                time.sleep(0.1)
-        self.pidfile.unlink(missing_ok=True)
-
-
 class GoBgpDriver(BgpDriver):
     def __init__(self, point: str, options: dict[str, Any]) -> None:
         opts = bgp_options(options)
@@ -209,7 +163,7 @@ class GoBgpDriver(BgpDriver):
             raise DriverError(f"point {point}: the gobgp CLI is not installed (Debian package gobgpd)")
         host, port = str(options.get("api_host", "127.0.0.1")), int(options.get("api_port", 50051))
         super().__init__(point, opts, GoBgpSpeaker(gobgp, host, port, opts.local_as))
-        self.daemon: ManagedGobgpd | None = None
+        self.daemon: ManagedDaemon | None = None
         if options.get("manage"):
             for key in ("run_dir", "router_id"):
                 if key not in options:
@@ -217,9 +171,15 @@ class GoBgpDriver(BgpDriver):
             gobgpd = options.get("gobgpd") or shutil.which("gobgpd")
             if not gobgpd:
                 raise DriverError(f"point {point}: gobgpd is not installed (Debian package gobgpd)")
-            self.daemon = ManagedGobgpd(gobgpd, Path(options["run_dir"]), gobgpd_config(options, opts.local_as),
-                                        host, port)
-            self.daemon.start()
+            run_dir = Path(options["run_dir"])
+            self.daemon = ManagedDaemon("gobgpd", run_dir)
+            if not self.daemon.pid():  # else still running from before a necoma restart: its RIB is what is installed
+                conf = run_dir / "gobgpd.toml"
+                run_dir.mkdir(parents=True, exist_ok=True)
+                conf.write_text(gobgpd_config(options, opts.local_as))
+                # --pprof-disable: gobgpd's default profiler port 6060 would clash with any other gobgpd
+                self.daemon.start([gobgpd, "-f", str(conf), "--api-hosts", f"{host}:{port}", "-l", "info",
+                                   "--pprof-disable"])
             self._wait_api(float(options.get("start_timeout", 15)))
 
     def _wait_api(self, timeout: float) -> None:
@@ -229,8 +189,11 @@ class GoBgpDriver(BgpDriver):
                 self.speaker.rib("ipv4")
                 return
             except DriverError as e:
-                if time.monotonic() > deadline:
-                    raise DriverError(f"point {self.name}: gobgpd API not answering after {timeout}s: {e}") from None
+                gone = self.daemon is not None and not self.daemon.pid()
+                if gone or time.monotonic() > deadline:
+                    why = "gobgpd exited" if gone else f"gobgpd API not answering after {timeout}s ({e})"
+                    tail = self.daemon.log_tail() if self.daemon else ""
+                    raise DriverError(f"point {self.name}: {why}; log tail: {tail}") from None
                 time.sleep(0.2)
 
     def stop(self) -> None:
