@@ -1,7 +1,8 @@
 """Traffic ends for the namespace lab, run as `ip netns exec NS python _netns_probe.py MODE ...`.
 
 recv PORT            count UDP datagrams on PORT (IPv4 and IPv6) until stdin closes; print the count
-send SRC DST PORT N PPS   send N UDP datagrams from SRC to DST:PORT at about PPS; print seconds taken
+send SRC DST PORT N PPS [SPORT [SIZE]]   send N UDP datagrams (SIZE payload bytes, default 64) from SRC:SPORT
+                     (default: any port) to DST:PORT at about PPS; print seconds taken
 tcp SRC DST PORT     try one TCP connect; print "open", "refused" or "timeout"
 """
 from __future__ import annotations
@@ -35,10 +36,10 @@ def recv(port: int) -> None:
     print(count, flush=True)
 
 
-def send(src: str, dst: str, port: int, n: int, pps: float) -> None:
+def send(src: str, dst: str, port: int, n: int, pps: float, sport: int = 0, size: int = 64) -> None:
     fam = socket.AF_INET6 if ":" in dst else socket.AF_INET
     s = socket.socket(fam, socket.SOCK_DGRAM)
-    s.bind((src, 0))
+    s.bind((src, sport))
     start = time.monotonic()
     for i in range(n):
         due = start + i / pps
@@ -46,7 +47,7 @@ def send(src: str, dst: str, port: int, n: int, pps: float) -> None:
         if delay > 0:
             time.sleep(delay)
         try:
-            s.sendto(b"x" * 64, (dst, port))
+            s.sendto(b"x" * size, (dst, port))
         except OSError:
             pass  # a drop in the output path answers EPERM; the receiver's count is what matters
     print(f"{time.monotonic() - start:.3f}", flush=True)
@@ -71,7 +72,7 @@ if __name__ == "__main__":
     if mode == "recv":
         recv(int(args[0]))
     elif mode == "send":
-        send(args[0], args[1], int(args[2]), int(args[3]), float(args[4]))
+        send(args[0], args[1], int(args[2]), int(args[3]), float(args[4]), *map(int, args[5:7]))
     elif mode == "tcp":
         tcp(args[0], args[1], int(args[2]))
     else:
