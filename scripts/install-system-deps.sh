@@ -9,6 +9,7 @@ PKGS=(
   postgresql              # the exchange store's second engine (tests start a throwaway cluster)
   nftables bind9-utils    # protect drivers: nft for the nftables point, named-checkzone guards RPZ zones
   iputils-ping            # ICMP probes in the nftables namespace lab
+  bsdutils                # `logger`: the real syslog sender of tests/test_syslog_exporters.py (Essential, listed to be explicit)
   gobgpd                  # protect: GoBGP speaker for FlowSpec/RTBH points, and the BGP peer the tests announce to
 )
 missing=()
