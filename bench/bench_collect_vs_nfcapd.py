@@ -11,7 +11,7 @@
    Reported: records offered, decoded and stored; stored records/s over the
    send time; CPU seconds of the collector per million stored records (from
    the kernel's rusage of the child, minus its CPU before the first datagram,
-   so Python's start-up is not counted); loss %.
+   so Python's start-up is not counted); loss %; the collector's peak RSS.
 
 necoma: decoded = `records` in its status file, stored = rows in the lake.
 nfcapd: stored = `nfdump -R DIR -I` Flows (nfcapd has no separate decoded count).
@@ -150,19 +150,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime, all threads
 
 
-def wait_rusage(proc: subprocess.Popen, timeout: float) -> float:
-    """Reap the child; its total CPU seconds from the kernel's rusage."""
+def wait_rusage(proc: subprocess.Popen, timeout: float) -> tuple[float, float]:
+    """Reap the child; its total CPU seconds and peak RSS (MiB) from the kernel's rusage."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             proc.returncode = os.waitstatus_to_exitcode(status)
-            return ru.ru_utime + ru.ru_stime
+            return ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024
         time.sleep(0.02)
     proc.kill()
     _, status, ru = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return ru.ru_utime + ru.ru_stime
+    return ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024
 
 
 def wait_idle(pid: int, quiet: float = 0.6, timeout: float = 120.0) -> float:
@@ -206,6 +206,7 @@ class Result:
     cpu_seconds: float
     busy_seconds: float  # from the first datagram sent until the collector went idle (incl. its last flush)
     kernel_drops: int  # datagrams dropped by the kernel (socket buffer full), from /proc/net/udp
+    peak_rss_mib: float  # the collector process's peak resident memory (kernel rusage)
 
     @property
     def loss_pct(self) -> float:
@@ -241,13 +242,14 @@ def run_necoma(work: Path, datagrams: list[bytes], per: list[int], rate: int, se
     busy = wait_idle(proc.pid) - t0
     drops = udp_drops(port)
     proc.send_signal(signal.SIGTERM)
-    cpu = wait_rusage(proc, 300) - cpu0
+    cpu, rss = wait_rusage(proc, 300)
+    cpu -= cpu0
     status = json.loads((data / "collect-stats.json").read_text())
     decoded = sum(e["records"] for e in status["protocols"]["netflow"].values())
     from necoma.lake import connect
 
     stored = connect(data / "lake").execute("SELECT count(*) FROM flows").fetchone()[0]
-    return Result("necoma", rate, sent_records, elapsed, decoded, stored, cpu, busy, drops)
+    return Result("necoma", rate, sent_records, elapsed, decoded, stored, cpu, busy, drops, rss)
 
 
 def run_nfcapd(work: Path, datagrams: list[bytes], per: list[int], rate: int, seconds: float) -> Result:
@@ -268,10 +270,11 @@ def run_nfcapd(work: Path, datagrams: list[bytes], per: list[int], rate: int, se
     busy = wait_idle(proc.pid) - t0
     drops = udp_drops(port)
     proc.send_signal(signal.SIGTERM)  # nfcapd flushes its file on SIGTERM
-    cpu = wait_rusage(proc, 120) - cpu0
+    cpu, rss = wait_rusage(proc, 120)
+    cpu -= cpu0
     info = subprocess.run(["nfdump", "-R", str(out), "-I"], capture_output=True, text=True).stdout
     stored = next((int(line.split()[1]) for line in info.splitlines() if line.startswith("Flows:")), 0)
-    return Result("nfcapd", rate, sent_records, elapsed, stored, stored, cpu, busy, drops)
+    return Result("nfcapd", rate, sent_records, elapsed, stored, stored, cpu, busy, drops, rss)
 
 
 def _send(datagrams: list[bytes], per: list[int], port: int, rate: int, seconds: float) -> tuple[int, float, int]:
@@ -286,12 +289,12 @@ def _send(datagrams: list[bytes], per: list[int], port: int, rate: int, seconds:
 
 def table(results: list[Result]) -> str:
     lines = ["| collector | offered rec/s | sent records | decoded | stored | stored rec/s | loss % "
-             "| kernel drops (datagrams) | CPU s / M rec |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| kernel drops (datagrams) | CPU s / M rec | peak RSS MiB |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         offered = "flood" if r.offered_rate == 0 else f"{r.offered_rate:,}"
         lines.append(f"| {r.collector} | {offered} | {r.sent_records:,} | {r.decoded:,} | {r.stored:,} | "
-                     f"{r.stored_per_s:,.0f} | {r.loss_pct:.2f} | {r.kernel_drops:,} | {r.cpu_per_million:.2f} |")
+                     f"{r.stored_per_s:,.0f} | {r.loss_pct:.2f} | {r.kernel_drops:,} | {r.cpu_per_million:.2f} | {r.peak_rss_mib:,.0f} |")
     return "\n".join(lines)
 
 
@@ -337,6 +340,8 @@ def main() -> None:
     print(f"\nhighest loss-free stored rate: necoma {best['necoma']:,.0f} rec/s, nfcapd {best['nfcapd']:,.0f} rec/s"
           + (f" (ratio {best['necoma'] / best['nfcapd']:.2f})" if best["nfcapd"] else ""))
     print(f"lowest CPU s per million records: necoma {cpu['necoma']:.2f}, nfcapd {cpu['nfcapd']:.2f}")
+    rss = {n: max((r.peak_rss_mib for r in results if r.collector == n), default=0.0) for n in ("necoma", "nfcapd")}
+    print(f"peak RSS over all rates: necoma {rss['necoma']:,.0f} MiB, nfcapd {rss['nfcapd']:,.0f} MiB")
     print(f"load average after: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
     if args.json:
         args.json.write_text(json.dumps([{**asdict(r), "loss_pct": r.loss_pct, "stored_per_s": r.stored_per_s,
