@@ -210,8 +210,7 @@ def bgp_peer():
     try:
         yield peer, tmp
     finally:
-        pidfile = tmp / "speaker" / "gobgpd.pid"  # necoma's own gobgpd, started by the first CLI call
-        if pidfile.is_file():
+        for pidfile in (tmp / "speaker").glob("*.pid"):  # necoma's own gobgpd, started by the first CLI call
             try:
                 os.kill(int(pidfile.read_text()), signal.SIGTERM)
             except (OSError, ValueError):

@@ -168,8 +168,9 @@ class ActionStore:
             if to not in TRANSITIONS[frm]:
                 raise TransitionError(f"{rec.action.id} is {frm}; it cannot become {to}")
             action = rec.action.model_copy(update={"state": to, **changes})
-            self.db.execute("UPDATE actions SET state = ?, body = ?, updated_at = ? WHERE id = ?",
-                            (to, action.model_dump_json(), _now().isoformat(), action.id))
+            # the note says why the action stands where it stands: after a move, that is the move's reason
+            self.db.execute("UPDATE actions SET state = ?, body = ?, note = ?, updated_at = ? WHERE id = ?",
+                            (to, action.model_dump_json(), why, _now().isoformat(), action.id))
             self._log(action.id, who, frm, to, why)
         return action
 
