@@ -1,7 +1,12 @@
 """Adding a TAXII envelope to a collection: validate every object, then store all or nothing.
 
-Each object is parsed by the `stix2` library (STIX 2.1, no custom properties)
-and checked against the sharing rules (TLP:CLEAR only in the public
+Each object must be valid STIX 2.1 as the `stix2` library judges it (no custom
+properties), with an id, and not modified before it was created (which stix2
+lets through but the specification and stix2-validator forbid). Common objects
+are proven valid by `stixcheck` without building stix2 objects (the speed of
+ingest); the rest, and every object it cannot prove, go through `stix2.parse`,
+whose message becomes the failure reason. Each is then checked against the
+sharing rules (TLP:CLEAR only in the public
 collection; an object id belongs to the organization that first added it to
 the collection). If any object fails, nothing of the envelope is stored and
 the status resource lists every failure; otherwise all objects go in with one
@@ -22,12 +27,13 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import stix2
 from stix2.registry import STIX2_OBJ_MAPS
 from sqlalchemy import insert, select, tuple_
 from sqlalchemy.orm import Session
 
-from necoma.exchange import access, tlp
+from necoma.exchange import access, stixcheck, tlp
 from necoma.exchange.admin import Principal
 from necoma.exchange.db import now_us
 from necoma.exchange.models import Collection, Organization, Recipient, Status, StixObject
@@ -87,17 +93,37 @@ def prepare(obj: Any, date_added_us: int) -> Prepared:
         raise ValueError("a bundle cannot be an object of an envelope")
     if obj.get("spec_version", "2.1") != "2.1":
         raise ValueError(f"spec_version {obj.get('spec_version')!r} not supported (2.1 only)")
-    try:
-        stix2.parse(obj, allow_custom=False, version="2.1")
-    except Exception as exc:  # stix2 raises many unrelated types for bad input
-        raise ValueError(f"invalid STIX 2.1: {exc}") from None
-    stamp = obj.get("modified") or obj.get("created")
-    version_us = parse_us(stamp) if stamp else date_added_us
+    if "id" not in obj:
+        raise ValueError("missing required property 'id'")
+    if not stixcheck.proves_valid(obj):  # not proven: stix2 decides, and says why
+        try:
+            stix2.parse(obj, allow_custom=False, version="2.1")
+        except Exception as exc:  # stix2 raises many unrelated types for bad input
+            raise ValueError(f"invalid STIX 2.1: {exc}") from None
+    created, modified = _stamp(obj.get("created")), _stamp(obj.get("modified"))
+    if created is not None and modified is not None and modified < created:
+        raise ValueError(f"invalid STIX 2.1: 'modified' ({obj['modified']}) is earlier than 'created' ({obj['created']})")
+    version_us = modified if modified is not None else created if created is not None else date_added_us
     return Prepared(
         stix_id=obj["id"], stix_type=obj["type"], spec_version="2.1", version_us=version_us,
-        tlp=tlp.level_of(obj), body=json.dumps(obj, separators=(",", ":"), ensure_ascii=False),
-        shared=obj["type"] in SCO_TYPES,
+        tlp=tlp.level_of(obj), body=_compact(obj), shared=obj["type"] in SCO_TYPES,
     )
+
+
+def _compact(obj: dict) -> str:
+    """The stored body: compact JSON, UTF-8 text. orjson is 10x faster than json; it refuses integers past
+    64 bits and lone surrogates, which `json.loads` lets through, so those keep the slow path."""
+    try:
+        return orjson.dumps(obj).decode()
+    except TypeError:
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+def _stamp(value: Any) -> int | None:
+    if value is None:
+        return None
+    fast = stixcheck.stamp_us(value)
+    return fast if fast is not None else parse_us(value)
 
 
 def _existing(s: Session, col: Collection, ids: list[str]) -> tuple[dict[str, set[int]], set[tuple[str, int]]]:
@@ -148,22 +174,24 @@ def add_envelope(
         prepared.append(item)
     owners, stored = _existing(s, col, sorted({it.stix_id for it in prepared}))
     rows, seen, red_ids, seen_sco = [], set(), set(), set()
+    stamps: dict[int, str] = {}  # objects of one envelope share few versions; formatting each costs
     for item in prepared:
         key = (item.stix_id, item.version_us)
+        version = stamps.get(item.version_us) or stamps.setdefault(item.version_us, format_us(item.version_us))
         have = owners.get(item.stix_id, set())
         if item.stix_id in tlp.WELL_KNOWN_MARKINGS and have:
-            outcome.successes.append({"id": item.stix_id, "version": format_us(item.version_us)})
+            outcome.successes.append({"id": item.stix_id, "version": version})
             continue  # the same definition for everyone, already here
         if item.shared:
             if p.org_id in have or item.stix_id in seen_sco:
-                outcome.successes.append({"id": item.stix_id, "version": format_us(item.version_us)})
+                outcome.successes.append({"id": item.stix_id, "version": version})
                 continue  # this organization has its copy
             seen_sco.add(item.stix_id)
         elif have and p.org_id not in have:
-            outcome.failures.append({"id": item.stix_id, "version": format_us(item.version_us),
+            outcome.failures.append({"id": item.stix_id, "version": version,
                                      "message": "object id belongs to another organization"})
             continue
-        outcome.successes.append({"id": item.stix_id, "version": format_us(item.version_us)})
+        outcome.successes.append({"id": item.stix_id, "version": version})
         if item.tlp == "red":
             red_ids.add(item.stix_id)
         if not item.shared and (key in stored or key in seen):
@@ -183,10 +211,10 @@ def add_envelope(
         outcome.successes = []
     else:
         if rows:
-            s.execute(insert(StixObject), rows)
+            s.connection().execute(insert(StixObject.__table__), rows)  # Core executemany: no ORM bookkeeping per row
         _add_recipients(s, col, sorted(red_ids), recipient_ids)
     st.success_count, st.failure_count = len(outcome.successes), len(outcome.failures)
-    st.details = json.dumps({"successes": outcome.successes, "failures": outcome.failures})
+    st.details = orjson.dumps({"successes": outcome.successes, "failures": outcome.failures}).decode()
     s.add(st)
     return outcome
 
@@ -202,8 +230,9 @@ def _add_recipients(s: Session, col: Collection, stix_ids: list[str], org_ids: l
         s.execute(insert(Recipient), new)
 
 
-def status_resource(st: Status) -> dict[str, Any]:
-    details = json.loads(st.details)
+def status_resource(st: Status, outcome: Outcome | None = None) -> dict[str, Any]:
+    """The TAXII status resource; pass the outcome just computed to skip re-reading the stored details."""
+    details = {"successes": outcome.successes, "failures": outcome.failures} if outcome else json.loads(st.details)
     return {
         "id": st.id,
         "status": "complete",

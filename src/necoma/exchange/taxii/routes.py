@@ -223,7 +223,7 @@ def _add(svc: Service, p: Principal, cid: str, raw: bytes, recipients: list[str]
             s.rollback()
             raise TaxiiError(exc.http_status, exc.title, exc.description) from None
         s.commit()
-        resource = status_resource(outcome.status)
+        resource = status_resource(outcome.status, outcome)
     if outcome.rejected:
         raise TaxiiError(422, "Envelope rejected", f"{outcome.status.failure_count} object(s) failed; nothing stored",
                          details=resource)
