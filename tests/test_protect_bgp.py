@@ -223,3 +223,46 @@ def test_speaker_that_cannot_start_is_a_clear_error(speaker, tmp_path):
     with pytest.raises(DriverError, match=r"(?s)(gobgpd|ExaBGP) exited; log tail: .*not-an-address"):
         load_driver(speaker, "edge", options)
     assert time.monotonic() - started < 15
+
+
+def test_point_configured_in_necoma_toml_announces_through_exabgp(tmp_path):
+    """The documented way: a [protect.points] table read by load_settings, the driver built by Points."""
+    require_tool("gobgpd", "gobgp")
+    pytest.importorskip("exabgp", reason="ExaBGP (PyPI exabgp) not installed")
+    from necoma.config import load_settings
+    from necoma.protect.points import Points
+
+    with tempfile.TemporaryDirectory(prefix="necoma-bgp-") as tmp:  # short: the API socket path
+        peer = GobgpPeer(Path(tmp) / "peer")
+        conf = tmp_path / "necoma.toml"
+        conf.write_text(f"""
+data_dir = "{tmp_path / 'data'}"
+[protect]
+enforce = true
+[protect.routes]
+blackhole = "ixp"
+[protect.points.ixp]
+driver = "exabgp"
+local_as = {SPEAKER_AS}
+router_id = "{SPEAKER_ADDRESS}"
+local_address = "{SPEAKER_ADDRESS}"
+run_dir = "{tmp}/ixp"
+peers = [{{ address = "{PEER_ADDRESS}", as = {PEER_AS}, port = {peer.bgp_port} }}]
+blackhole_next_hop_v4 = "192.0.2.66"
+blackhole_communities = ["0:6695"]
+blackhole_no_export = false
+""")
+        points = Points(load_settings(conf))
+        driver = points.driver("ixp")
+        try:
+            peer.wait_established()
+            victim = Action(kind="blackhole", point="ixp", match=Match(dst_prefixes=("192.0.2.50/32",))).with_id()
+            driver.apply([victim])
+            want = {(RtbhRoute(4, "192.0.2.50/32", "192.0.2.66", ("0:6695", "65535:666")), tag(victim))}
+            assert peer.wait_received(want) == want
+            assert points.driver("ixp").installed() == {victim.id}
+            driver.withdraw([victim])
+            assert peer.wait_received(set()) == set()
+        finally:
+            driver.stop()
+            peer.stop()
