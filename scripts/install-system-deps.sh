@@ -4,7 +4,7 @@ set -euo pipefail
 PKGS=(
   tshark tcpdump          # reference decoders the tests compare against
   softflowd nfdump nfdump-sflow pmacct tcpreplay   # real flow exporters and a reference collector
-  unbound dnsutils hping3 nmap iproute2            # the network-namespace lab
+  unbound dnsutils hping3 nmap iproute2            # the network-namespace lab; unbound: the resolver the RPZ tests start
   publicsuffix            # offline public suffix list
   postgresql              # the exchange store's second engine (tests start a throwaway cluster)
   nftables bind9-utils    # protect drivers: nft for the nftables point, named-checkzone guards RPZ zones
@@ -24,9 +24,15 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
 apt-get update -qq
+# Package scripts must not start daemons (unbound's would serve port 53 and, with resolvconf,
+# register itself as the system resolver): invoke-rc.d and deb-systemd-invoke honour policy-rc.d.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
 # The packaged daemons are not wanted as system services; tests start their own.
-for svc in unbound softflowd nfdump pmacct postgresql gobgpd; do
+for svc in unbound unbound-resolvconf softflowd nfdump pmacct postgresql gobgpd; do
   systemctl disable --now "$svc" >/dev/null 2>&1 || true
   service "$svc" stop >/dev/null 2>&1 || true
 done
