@@ -266,3 +266,33 @@ blackhole_no_export = false
         finally:
             driver.stop()
             peer.stop()
+
+
+def test_concurrent_necoma_processes_do_not_lose_each_others_actions(lab):
+    """Two drivers on one point (say `necoma run` applying by policy while a person approves) applying
+    actions that share rules at the same moment: every rule must end up carrying both actions' tags."""
+    import threading
+
+    name, driver, peer, options = lab
+    other = load_driver(name, "edge", options)
+    mine = [act("drop", incident=f"inc-a{i}", dst_prefixes=(f"198.18.0.{i}/32",), protocol=17) for i in range(6)]
+    theirs = [act("drop", incident=f"inc-b{i}", dst_prefixes=(f"198.18.0.{i}/32",), protocol=17) for i in range(6)]
+    errors: list[Exception] = []
+
+    def run(drv, actions):
+        try:
+            for a in actions:
+                drv.apply([a])
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(driver, mine)), threading.Thread(target=run, args=(other, theirs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    want = {(FlowRule(4, ((1, f"198.18.0.{i}/32"),), ((3, (Term(0x01, 17),)),), 0.0), tag(mine[i]) | tag(theirs[i]))
+            for i in range(6)}
+    assert peer.wait_received(want) == want
+    assert driver.installed() == {a.id for a in mine + theirs}

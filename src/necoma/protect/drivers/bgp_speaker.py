@@ -8,10 +8,13 @@ carrying both tags; the same NLRI with a different action is refused.
 """
 from __future__ import annotations
 
+import fcntl
 import ipaddress
 import subprocess
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any, Iterator, Protocol
 
 from necoma.protect.drivers.flowspec import (BGP_KINDS, Announcement, BgpOptions, announcements, id_tag, is_large,
                                              parse_community, tag_id)
@@ -93,6 +96,23 @@ class BgpDriver:
         self.name = point
         self.opts = opts
         self.speaker = speaker
+        run_dir = opts.extra.get("run_dir")
+        self.lock_path = Path(run_dir) / "driver.lock" if run_dir else None
+
+    @contextmanager
+    def _serialized(self) -> Iterator[None]:
+        """One apply/withdraw at a time per point, across necoma processes (`necoma run` applying by
+        policy while a person approves): each reads the RIB, then changes it from what it read."""
+        if self.lock_path is None:
+            yield
+            return
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.lock_path, "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
 
     def _ours(self) -> dict[str, RibEntry]:
         """The speaker's routes tagged with our AS (anything else is not necoma's to touch)."""
@@ -101,6 +121,14 @@ class BgpDriver:
                 for k, e in rib.items() if any(t[0] == self.opts.local_as for t in e.tags)}
 
     def apply(self, actions: list[Action]) -> None:
+        with self._serialized():
+            self._apply(actions)
+
+    def withdraw(self, actions: list[Action]) -> None:
+        with self._serialized():
+            self._withdraw(actions)
+
+    def _apply(self, actions: list[Action]) -> None:
         # translate everything first: a rule BGP cannot express refuses the call before anything is sent
         plan = [(a, id_tag(self.opts.local_as, a.id), announcements(a, self.opts)) for a in actions]
         rib = self._ours()
@@ -127,7 +155,7 @@ class BgpDriver:
                     pass
             raise
 
-    def withdraw(self, actions: list[Action]) -> None:
+    def _withdraw(self, actions: list[Action]) -> None:
         rib = self._ours()
         for action in actions:
             tag = id_tag(self.opts.local_as, action.id)
