@@ -9,6 +9,9 @@ real CLI (CliRunner, in-process) proposes, approves and expires. Enforcement poi
   hold the incident's own addresses; counts are what a UDP socket outside really received;
 - isp: necoma's own gobgpd (FlowSpec) peered with a receiving gobgpd on loopback; the peer's
   RIB is decoded and compared with the rule written out by hand;
+- resolvers: an RPZ zone loaded by a real Unbound on loopback that serves (offline) the DGA
+  names' top-level domain, so a blocked name is seen to answer NXDOMAIN where it resolved
+  before, while an unblocked name in the same domain keeps resolving;
 - paper: abuse reports, notices and advice go to a recorded dry-run point here (their drivers
   have their own tests against real SMTP/HTTP servers).
 """
@@ -53,6 +56,7 @@ class World:
     bot: str
     cncs: list[str]
     window: tuple[dt.datetime, dt.datetime]  # of the NTP incident
+    dga_names: list[str]
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +78,8 @@ def world():
     incidents = {i.category: i for i in correlate(load_alerts(settings.lake_path))}
     ntp, dga = incidents["amplifier"], incidents["bots"]
     yield World(root, settings.lake_path, ntp.subjects_with("victim")[0], sorted(ntp.subjects_with("amplifier"))[0],
-                sorted(dga.subjects_with("bot"))[0], sorted(dga.subjects_with("cnc")), (ntp.window_start, ntp.window_end))
+                sorted(dga.subjects_with("bot"))[0], sorted(dga.subjects_with("cnc")), (ntp.window_start, ntp.window_end),
+                sorted(dga.subjects_with("domain")))
     shutil.rmtree(root, ignore_errors=True)
 
 
@@ -219,6 +224,80 @@ def bgp_peer():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+@dataclass
+class Resolver:
+    ub: object  # tests._unbound.Unbound
+    blocked: str  # a DGA name of the incident, served by the resolver's zone
+    good: str  # an ordinary name in the same top-level domain
+
+    def answer(self, name: str) -> str:
+        return self.ub.query(name)[0]
+
+
+@pytest.fixture
+def resolver(world, tmp_path):
+    """Unbound with respip + our RPZ zone, authoritative (offline) for the first DGA name's TLD."""
+    require_tool("unbound", "unbound-control", "named-checkzone")
+    from tests._unbound import EMPTY_RPZ, RPZ_ZONE, Unbound, _free_port
+
+    blocked = world.dga_names[0]
+    tld = blocked.rsplit(".", 1)[1]
+    good = f"www.ordinary-shop.{tld}"
+    d = tmp_path / "unbound"
+    d.mkdir()
+    (d / "tld.zone").write_text(f"$ORIGIN {tld}.\n$TTL 300\n@ IN SOA ns.{tld}. h.{tld}. ( 1 3600 600 86400 60 )\n"
+                                f"@ IN NS ns.{tld}.\nns IN A 127.0.0.1\n{blocked}. IN A 192.0.2.66\n"
+                                f"{good}. IN A 192.0.2.10\n")
+    (d / "necoma.rpz").write_text(EMPTY_RPZ)
+    port = _free_port()
+    conf = d / "unbound.conf"
+    conf.write_text(f"""server:
+  interface: 127.0.0.1
+  port: {port}
+  do-daemonize: no
+  username: ""
+  chroot: ""
+  directory: "{d}"
+  pidfile: ""
+  use-syslog: no
+  logfile: ""
+  num-threads: 1
+  do-ip6: no
+  access-control: 127.0.0.0/8 allow
+  module-config: "respip iterator"
+auth-zone:
+  name: "{tld}."
+  zonefile: "{d / 'tld.zone'}"
+  for-upstream: yes
+  for-downstream: no
+  fallback-enabled: no
+rpz:
+  name: "{RPZ_ZONE}."
+  zonefile: "{d / 'necoma.rpz'}"
+remote-control:
+  control-enable: yes
+  control-interface: "{d / 'control.sock'}"
+""")
+    log = open(d / "unbound.log", "w")
+    proc = subprocess.Popen(["unbound", "-d", "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    ub = Unbound(port, conf, d / "necoma.rpz", proc, d / "unbound.log")
+    try:
+        res = Resolver(ub, blocked, good)
+        for _ in range(50):
+            try:
+                if res.answer(good) == "NOERROR":
+                    break
+            except Exception:  # not listening yet
+                pass
+            time.sleep(0.2)
+        else:
+            pytest.fail(f"unbound never answered: {(d / 'unbound.log').read_text()[-1500:]}")
+        yield res
+    finally:
+        ub.stop()
+
+
 # -- the scenario ------------------------------------------------------------------------
 
 
@@ -232,7 +311,7 @@ def _flows(lake: Path, where: str) -> int:
         con.close()
 
 
-def test_incident_to_real_enforcement_and_expiry(world, lab, bgp_peer, tmp_path):
+def test_incident_to_real_enforcement_and_expiry(world, lab, bgp_peer, resolver, tmp_path):
     from necoma.protect.drivers.flowspec import FlowRule, Term, id_tag
     from necoma.protect.store import ActionStore
     from tests._bgp_peer import PEER_ADDRESS, PEER_AS, SPEAKER_ADDRESS, SPEAKER_AS, free_port
@@ -244,7 +323,8 @@ def test_incident_to_real_enforcement_and_expiry(world, lab, bgp_peer, tmp_path)
                 "local_address": SPEAKER_ADDRESS, "run_dir": str(bgp_dir / "speaker"),
                 "api_port": free_port("127.0.0.1"),
                 "peers": [{"address": PEER_ADDRESS, "as": PEER_AS, "port": peer.bgp_port}]},
-        "resolvers": {"driver": "dryrun"},
+        "resolvers": {"driver": "rpz", "path": str(resolver.ub.rpz_path), "zone": "rpz.necoma", "server": "unbound",
+                      "unbound_conf": str(resolver.ub.conf)},
         "paper": {"driver": "dryrun"},
     }
     cfg = write_config(tmp_path / "necoma.toml", tmp_path / "data", points)
@@ -256,6 +336,7 @@ def test_incident_to_real_enforcement_and_expiry(world, lab, bgp_peer, tmp_path)
                          dict(src=world.amplifier, dst=world.victim, sport=123, size=48),
                          dict(src=world.bot, dst=world.cncs[0]))
     assert (lab.udp(**monlist), lab.udp(**ntp), lab.udp(**cnc)) == (20, 20, 20)
+    assert resolver.answer(resolver.blocked) == "NOERROR" and resolver.answer(resolver.good) == "NOERROR"
 
     # 1. incidents -> proposals with their preview; nothing blocking applies without a person
     res = cli(cfg, "propose")
@@ -280,6 +361,9 @@ def test_incident_to_real_enforcement_and_expiry(world, lab, bgp_peer, tmp_path)
     (block,) = by("block_domain")
     assert block["state"] == "applied" and block["decided_by"] == "policy:dga-domains-auto"
     assert len(block["match"]["domains"]) > 100 and block["preview"]["queries"] == 0  # only the bots ask for them
+    assert resolver.blocked in block["match"]["domains"]
+    assert resolver.answer(resolver.blocked) == "NXDOMAIN" and resolver.answer(f"www.{resolver.blocked}") == "NXDOMAIN"
+    assert resolver.answer(resolver.good) == "NOERROR"
     # the amplifiers are our own hosts: advice to fix them, no abuse report to ourselves
     assert f"{world.amplifier}/32" in [a["match"]["dst_prefixes"][0] for a in by("advise")] and not by("report_abuse")
 
@@ -332,6 +416,7 @@ def test_incident_to_real_enforcement_and_expiry(world, lab, bgp_peer, tmp_path)
     assert res.exit_code == 0 and f"{len(ids) + 1} actions expired" in res.output
     assert peer.wait_received(set()) == set()
     assert lab.udp(**monlist) == 20 and lab.udp(**cnc) == 20
+    assert resolver.answer(resolver.blocked) == "NOERROR"
     assert not any(i in lab.nft_table() for i in ids)
     res = cli(cfg, "reconcile")
     assert res.exit_code == 0 and "expired 0, re-applied 0, withdrawn 0" in res.output
