@@ -11,6 +11,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import dns.exception
 import dns.name
 import pytest
 
@@ -277,6 +278,20 @@ def test_unbound_policies_subdomains_and_idn(unbound):
     assert d.installed() == {exact.id, garden.id}
     assert _resolves(ub, "xn--bcher-kva") and _resolves(ub, "fass")
     assert ub.query("cnc.lab.test") == ("NXDOMAIN", [])
+
+
+def test_unbound_passthru_exception_and_drop(unbound):
+    ub = unbound
+    assert _resolves(ub, "www.evil") and _resolves(ub, "cnc")
+    d = _driver(ub)
+    # An exception inside a wildcard block: the exact name beats the wildcard.
+    d.apply([_block("evil.lab.test"), _block("www.evil.lab.test", rpz_action="passthru", subdomains=False),
+             _block("cnc.lab.test", rpz_action="drop")])
+    assert ub.query("evil.lab.test")[0] == "NXDOMAIN" and ub.query("other.evil.lab.test")[0] == "NXDOMAIN"
+    assert _resolves(ub, "www.evil")
+    with pytest.raises(dns.exception.Timeout):  # rpz-drop: no answer at all
+        ub.query("cnc.lab.test", timeout=0.5)
+    assert _resolves(ub, "good")
 
 
 def test_unbound_expired_blocks_are_purged(unbound):
