@@ -1,8 +1,9 @@
 """Adding a TAXII envelope to a collection: validate every object, then store all or nothing.
 
 Each object must be valid STIX 2.1 as the `stix2` library judges it (no custom
-properties), with an id, and not modified before it was created (which stix2
-lets through but the specification and stix2-validator forbid). Common objects
+properties), with an id, and within two rules of the specification that stix2
+lets through but stix2-validator enforces (modified not before created,
+confidence 0-100). Common objects
 are proven valid by `stixcheck` without building stix2 objects (the speed of
 ingest); the rest, and every object it cannot prove, go through `stix2.parse`,
 whose message becomes the failure reason. Each is then checked against the
@@ -100,9 +101,10 @@ def prepare(obj: Any, date_added_us: int) -> Prepared:
             stix2.parse(obj, allow_custom=False, version="2.1")
         except Exception as exc:  # stix2 raises many unrelated types for bad input
             raise ValueError(f"invalid STIX 2.1: {exc}") from None
+    violation = stixcheck.spec_violation(obj)
+    if violation:
+        raise ValueError(f"invalid STIX 2.1: {violation}")
     created, modified = _stamp(obj.get("created")), _stamp(obj.get("modified"))
-    if created is not None and modified is not None and modified < created:
-        raise ValueError(f"invalid STIX 2.1: 'modified' ({obj['modified']}) is earlier than 'created' ({obj['created']})")
     version_us = modified if modified is not None else created if created is not None else date_added_us
     return Prepared(
         stix_id=obj["id"], stix_type=obj["type"], spec_version="2.1", version_us=version_us,
