@@ -10,7 +10,9 @@ Options ([protect.points.NAME] with driver = "gobgp"):
   api_port          gobgpd's gRPC API port (default 50051), api_host (default 127.0.0.1)
   manage            true: necoma starts gobgpd itself with a generated config (run_dir,
                     router_id, listen_port, peers = [{address, as, port, local_address}])
+  run_dir           with manage: config, pid file, log; always: the lock serializing necoma processes
   gobgp, gobgpd     paths of the binaries (default: found on PATH)
+RTBH options (next hops, communities, limits): bgp_speaker.bgp_options; all in docs/protect-bgp.md.
 """
 from __future__ import annotations
 
