@@ -11,7 +11,8 @@
    Reported: records offered, decoded and stored; stored records/s over the
    send time; CPU seconds of the collector per million stored records (from
    the kernel's rusage of the child, minus its CPU before the first datagram,
-   so Python's start-up is not counted); loss %; the collector's peak RSS.
+   so Python's start-up is not counted); loss %; the collector's peak RSS
+   (VmHWM once it has caught up, before the final flush).
 
 necoma: decoded = `records` in its status file, stored = rows in the lake.
 nfcapd: stored = `nfdump -R DIR -I` Flows (nfcapd has no separate decoded count).
@@ -150,19 +151,28 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime, all threads
 
 
-def wait_rusage(proc: subprocess.Popen, timeout: float) -> tuple[float, float]:
-    """Reap the child; its total CPU seconds and peak RSS (MiB) from the kernel's rusage."""
+def peak_rss_mib(pid: int) -> float:
+    """The process's peak resident memory so far (VmHWM). Not rusage's ru_maxrss: that one
+    survives exec, so a child would report its Python parent's size at fork."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def wait_rusage(proc: subprocess.Popen, timeout: float) -> float:
+    """Reap the child; its total CPU seconds from the kernel's rusage."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             proc.returncode = os.waitstatus_to_exitcode(status)
-            return ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024
+            return ru.ru_utime + ru.ru_stime
         time.sleep(0.02)
     proc.kill()
     _, status, ru = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024
+    return ru.ru_utime + ru.ru_stime
 
 
 def wait_idle(pid: int, quiet: float = 0.6, timeout: float = 120.0) -> float:
@@ -206,7 +216,7 @@ class Result:
     cpu_seconds: float
     busy_seconds: float  # from the first datagram sent until the collector went idle (incl. its last flush)
     kernel_drops: int  # datagrams dropped by the kernel (socket buffer full), from /proc/net/udp
-    peak_rss_mib: float  # the collector process's peak resident memory (kernel rusage)
+    peak_rss_mib: float  # the collector's peak resident memory (VmHWM) once it caught up
 
     @property
     def loss_pct(self) -> float:
@@ -241,9 +251,9 @@ def run_necoma(work: Path, datagrams: list[bytes], per: list[int], rate: int, se
     sent, elapsed, sent_records = _send(datagrams, per, port, rate, seconds)
     busy = wait_idle(proc.pid) - t0
     drops = udp_drops(port)
+    rss = peak_rss_mib(proc.pid)  # after it caught up: everything received is decoded and pending
     proc.send_signal(signal.SIGTERM)
-    cpu, rss = wait_rusage(proc, 300)
-    cpu -= cpu0
+    cpu = wait_rusage(proc, 300) - cpu0
     status = json.loads((data / "collect-stats.json").read_text())
     decoded = sum(e["records"] for e in status["protocols"]["netflow"].values())
     from necoma.lake import connect
@@ -269,9 +279,9 @@ def run_nfcapd(work: Path, datagrams: list[bytes], per: list[int], rate: int, se
     sent, elapsed, sent_records = _send(datagrams, per, port, rate, seconds)
     busy = wait_idle(proc.pid) - t0
     drops = udp_drops(port)
+    rss = peak_rss_mib(proc.pid)
     proc.send_signal(signal.SIGTERM)  # nfcapd flushes its file on SIGTERM
-    cpu, rss = wait_rusage(proc, 120)
-    cpu -= cpu0
+    cpu = wait_rusage(proc, 120) - cpu0
     info = subprocess.run(["nfdump", "-R", str(out), "-I"], capture_output=True, text=True).stdout
     stored = next((int(line.split()[1]) for line in info.splitlines() if line.startswith("Flows:")), 0)
     return Result("nfcapd", rate, sent_records, elapsed, stored, stored, cpu, busy, drops, rss)
