@@ -404,6 +404,13 @@ def test_incident_to_real_enforcement_and_expiry(world, lab, bgp_peer, resolver,
     assert res.exit_code != 0 and f"point edge already has {MAX_RULES} rules applied (maximum {MAX_RULES})" in res.output
     assert lab.udp(src=world.bot, dst=world.cncs[1]) == 0  # still enforced
 
+    # the edge router reboots and loses its ruleset: reconcile puts exactly the applied rules back
+    _sh("ip", "netns", "exec", lab.edge, "nft", "delete", "table", "inet", "necoma")
+    assert lab.udp(**monlist) == 20
+    res = cli(cfg, "reconcile")
+    assert res.exit_code == 0 and "expired 0, re-applied 3, withdrawn 0" in res.output, res.output
+    assert lab.udp(**monlist) == 0 and lab.udp(**cnc) == 0 and lab.udp(**ntp) == 20
+
     # 3. the TTL ends: the kernel times the nftables elements out by itself; `necoma actions expire`
     # withdraws the FlowSpec rule and cleans the table
     applied = [a for a in listed(cfg) if a["state"] == "applied"]
@@ -426,8 +433,11 @@ def test_incident_to_real_enforcement_and_expiry(world, lab, bgp_peer, resolver,
     for i in ids:
         trail = [(r.who, r.from_state, r.to_state) for r in store.audit(i)]
         assert trail[0] == ("necoma", None, "proposed") and trail[1][2] == "proposed"
-        assert trail[2:] == [("alice", "proposed", "approved"), ("alice", "approved", "applied"),
-                             ("necoma", "applied", "expired")], trail
+        moves = [t for t in trail[2:] if t[1] != t[2]]  # transitions (remarks like a reconcile repair have from == to)
+        assert moves == [("alice", "proposed", "approved"), ("alice", "approved", "applied"),
+                         ("necoma", "applied", "expired")], trail
+    for a in (drop, *cnc_drops):
+        assert "reconcile: missing at edge, re-applied" in [r.why for r in store.audit(a["id"])]
     assert [(r.who, r.to_state) for r in store.audit(block["id"])] == [
         ("necoma", "proposed"), ("policy:dga-domains-auto", "approved"), ("policy:dga-domains-auto", "applied"),
         ("necoma", "expired")]
