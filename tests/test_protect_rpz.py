@@ -167,6 +167,18 @@ def test_written_zone_passes_named_checkzone_and_reads_back(tmp_path):
     d.withdraw(actions)  # withdrawing what is absent is fine
 
 
+def test_init_zone_writes_a_valid_empty_zone_once(tmp_path):
+    require_tool("named-checkzone")
+    d = _offline(tmp_path)
+    d.init_zone()
+    zone = tmp_path / "necoma.rpz"
+    assert _checkzone(zone).returncode == 0 and d.installed() == set()
+    d.apply([_block("evil.example")])
+    before = zone.read_bytes()
+    d.init_zone()  # an existing zone is kept
+    assert zone.read_bytes() == before
+
+
 def test_a_bad_action_leaves_the_zone_untouched(tmp_path):
     require_tool("named-checkzone")
     d = _offline(tmp_path)
