@@ -27,7 +27,8 @@ corpus of valid and invalid objects and on generated patterns.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from calendar import monthrange
+from functools import lru_cache
 from typing import Any, Callable
 
 from stix2 import properties as P
@@ -39,7 +40,6 @@ Check = Callable[[Any], bool]
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"  # RFC 4122 variant, as stix2 2.1 requires
 _REF = re.compile(rf"([a-z][a-z0-9-]*)--{_UUID}\Z")
 _STAMP = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?Z\Z")
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 # The pattern subset. Lower-case `true`/`false` are keywords of the pattern
 # lexer, so they may not serve as names; `hashes` paths get extra checks in
@@ -54,15 +54,25 @@ _PATTERN = re.compile(rf"{_OBS}(?: (?:AND|OR|FOLLOWEDBY) {_OBS})*\Z")
 
 def stamp_us(value: Any) -> int | None:
     """Microseconds of a timestamp stix2 accepts (YYYY-MM-DDTHH:MM:SS[.ffffff]Z), or None."""
-    m = _STAMP.match(value) if type(value) is str else None
+    return _stamp_text(value) if type(value) is str else None
+
+
+@lru_cache(maxsize=8192)  # objects of one feed share few timestamps; each is checked up to four times
+def _stamp_text(value: str) -> int | None:
+    m = _STAMP.match(value)
     if m is None:
         return None
     y, mo, d, h, mi, s, frac = m.groups()
-    try:
-        delta = datetime(int(y), int(mo), int(d), int(h), int(mi), int(s), tzinfo=timezone.utc) - _EPOCH
-    except ValueError:
+    y, mo, d, h, mi, s = int(y), int(mo), int(d), int(h), int(mi), int(s)
+    if not (y >= 1 and 1 <= mo <= 12 and 1 <= d <= monthrange(y, mo)[1] and h < 24 and mi < 60 and s < 60):
         return None
-    return (delta.days * 86400 + delta.seconds) * 1_000_000 + (int((frac + "00000")[:6]) if frac else 0)
+    # days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil)
+    y -= mo <= 2
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (mo + (-3 if mo > 2 else 9)) + 2) // 5 + d - 1
+    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+    return ((days * 24 + h) * 60 + mi) * 60_000_000 + s * 1_000_000 + (int((frac + "00000")[:6]) if frac else 0)
 
 
 def pattern_proven(pattern: Any) -> bool:
