@@ -193,7 +193,7 @@ class RpzDriver:
             if not detail:  # -q is silent: ask again for the reason
                 detail = self._exec([self.checkzone, self.zone, file], "named-checkzone").stdout.strip()
             raise DriverError(f"rpz point {self.name}: generated zone rejected by named-checkzone, "
-                              f"live zone left untouched: {detail}")
+                              f"live zone left untouched: {detail or 'exit ' + str(r.returncode)}")
 
     def _reload(self) -> None:
         if self.server == "none":
