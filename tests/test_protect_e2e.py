@@ -433,6 +433,7 @@ def test_incident_to_real_enforcement_and_expiry(world, lab, bgp_peer, resolver,
     for i in ids:
         trail = [(r.who, r.from_state, r.to_state) for r in store.audit(i)]
         assert trail[0] == ("necoma", None, "proposed") and trail[1][2] == "proposed"
+        assert store.audit(i)[0].why.endswith(f"[TTL capped from 3600s to {TTL}s]")
         moves = [t for t in trail[2:] if t[1] != t[2]]  # transitions (remarks like a reconcile repair have from == to)
         assert moves == [("alice", "proposed", "approved"), ("alice", "approved", "applied"),
                          ("necoma", "applied", "expired")], trail

@@ -105,8 +105,8 @@ class Protector:
         view = preview(action, self.settings.lake_path, self.cfg, excluded, now=self.clock())
         policy = pols.decide(action, self.policies, self.cfg, inc.confidence)
         pname = f"policy:{policy.name}" if policy else None
-        self.store.add(action, who, f"playbook {action.playbook} for {inc.id} (rating {inc.rating}): {action.reason}",
-                       policy=policy.name if policy else None, preview=view, note=note)
+        self.store.add(action, who, f"playbook {action.playbook} for {inc.id} (rating {inc.rating}): {action.reason}"
+                       + (f" [{note}]" if note else ""), policy=policy.name if policy else None, preview=view, note=note)
         if policy is None or policy.decision == "person":
             why = f"waits for a person ({pname or 'no policy matched'})"
             self.store.remark(action.id, pname or who, why, note=why)
