@@ -34,6 +34,7 @@ import datetime as dt
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -126,16 +127,7 @@ class Context:
         return render(self.expand_macros(sql), bound)
 
     def expand_macros(self, sql: str) -> str:
-        import sqlglot
-
-        tree = sqlglot.parse_one(sql, read="duckdb")
-
-        def rewrite(node: exp.Expression) -> exp.Expression:
-            if isinstance(node, exp.Anonymous) and node.name.lower() == "time_bin" and len(node.expressions) == 1:
-                return self.schedule.bin_sql(node.expressions[0])
-            return node
-
-        return tree.transform(rewrite).sql("duckdb")
+        return _expand_macros(sql, self.schedule)
 
     def bin_end(self, bin_start: dt.datetime) -> dt.datetime:
         return bin_start + dt.timedelta(minutes=self.schedule.minutes)
@@ -154,6 +146,21 @@ class Context:
         if geo and self.enricher is not None:
             extra = self.enricher.ip(value)
         return Subject(role=role, value=value, weight=weight, **extra)
+
+
+@lru_cache(maxsize=1024)
+def _expand_macros(sql: str, schedule: Schedule) -> str:
+    """`time_bin(col)` rewritten for the schedule; cached, detectors run the same SQL many times."""
+    import sqlglot
+
+    tree = sqlglot.parse_one(sql, read="duckdb")
+
+    def rewrite(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Anonymous) and node.name.lower() == "time_bin" and len(node.expressions) == 1:
+            return schedule.bin_sql(node.expressions[0])
+        return node
+
+    return tree.transform(rewrite).sql("duckdb")
 
 
 class Detector(ABC):

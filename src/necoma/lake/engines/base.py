@@ -100,8 +100,31 @@ def normalize(value: Any) -> Any:
     return value
 
 
+def _column_values(col: pa.ChunkedArray) -> list[Any]:
+    """One result column as engine-independent Python values (what `normalize` gives, column at a time).
+
+    Detectors can get a million rows back (per-hour prefix totals), so the
+    common types convert without a per-value Python call."""
+    t = col.type
+    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t) or pa.types.is_string(t) \
+            or pa.types.is_large_string(t) or pa.types.is_null(t):
+        return col.to_pylist()
+    if pa.types.is_decimal(t) and t.scale == 0:  # integer sums (DuckDB HUGEINT, Spark decimal(20,0))
+        try:
+            return col.cast(pa.int64()).to_pylist()
+        except pa.ArrowInvalid:  # beyond int64: exact Python ints
+            return [None if v is None else int(v) for v in col.to_pylist()]
+    if pa.types.is_timestamp(t):
+        return col.cast(pa.timestamp(t.unit, tz="UTC")).to_pylist()  # naive times are UTC already
+    return [normalize(v) for v in col.to_pylist()]
+
+
 def rows_from_arrow(table: pa.Table) -> list[dict[str, Any]]:
-    return [{k: normalize(v) for k, v in row.items()} for row in table.to_pylist()]
+    names = table.column_names
+    if len(set(names)) != len(names):  # duplicate names: the last one wins, as in a dict
+        return [{k: normalize(v) for k, v in row.items()} for row in table.to_pylist()]
+    columns = [_column_values(table.column(i)) for i in range(table.num_columns)]
+    return [dict(zip(names, values)) for values in zip(*columns)] if columns else [{} for _ in range(table.num_rows)]
 
 
 class Engine(ABC):
@@ -116,9 +139,20 @@ class Engine(ABC):
     @abstractmethod
     def _execute(self, sql: str) -> pa.Table: ...
 
+    def native(self, sql: str, params: Mapping[str, Any] | None = None) -> str:
+        """The portable SQL with its parameters bound, in this engine's SQL (translated once per statement)."""
+        templates = self.__dict__.get("_templates")
+        if templates is None:
+            from necoma.lake.engines.templates import Templates
+
+            templates = self._templates = Templates(
+                DIALECT, self.translate, lambda v: self.translate(literal(v)),
+                lambda s, p: self.translate(bind(s, p)))
+        return templates.native(sql, dict(params or {}))
+
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """Run portable SQL with `:name` parameters; rows as engine-independent dicts."""
-        native = self.translate(bind(sql, params))
+        native = self.native(sql, params)
         try:
             table = self._execute(native)
         except EngineError:
