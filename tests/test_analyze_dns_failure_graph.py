@@ -71,3 +71,22 @@ def test_prune_is_repeated_until_stable():
     assert prune(edges, 2, 2) == {}
     edges.update({("b", "y"): 1})
     assert set(prune(edges, 2, 2)) == {("a", "x"), ("b", "x"), ("a", "y"), ("b", "y")}
+
+
+def test_one_bot_recipients_rejoin_a_spam_cluster_not_a_trojan_one(tmp_path):
+    rng = random.Random(7)
+    lone_mx = [dns(at(13, 30), SPAM_BOTS[i], f"lonely{i}-mail.net", qtype=15, rcode=3) for i in range(3)]
+    lone_a = [dns(at(14, 30), TROJANS[0], "lonely-update.info", rcode=3),  # A, like everyone's failures
+              dns(at(13, 40), SPAM_BOTS[0], "lonely-a.example.org", rcode=3)]
+    write_lake(tmp_path, dns=spam(rng) + trojans(rng) + noise(rng) + lone_mx + lone_a)
+    by_bots = {tuple(sorted(a.subjects_with("bot"))): set(a.subjects_with("domain")) for a in run(DnsFailureGraph, tmp_path)}
+    spam_names, trojan_names = by_bots[tuple(SPAM_BOTS)], by_bots[tuple(TROJANS)]
+    assert {"lonely0-mail.net", "lonely1-mail.net", "lonely2-mail.net"} <= spam_names  # MX: the spam signature
+    assert "lonely-a.example.org" not in spam_names  # another query type than the cluster's
+    assert "lonely-update.info" not in trojan_names and len(trojan_names) == 6  # A failures are no signature
+    # when ordinary hosts fail MX lookups as often (a mail relay), MX is no signature: nothing rejoins
+    relay = [dns(at(h, m), f"10.7.0.{c}", f"relay{c}-{h}-{m}.example.com", qtype=15, rcode=3)
+             for c in range(1, 13) for h in range(24) for m in (0, 30)]
+    write_lake(tmp_path / "b", dns=spam(random.Random(7)) + noise(random.Random(7)) + lone_mx + relay)
+    (a,) = [a for a in run(DnsFailureGraph, tmp_path / "b") if sorted(a.subjects_with("bot")) == SPAM_BOTS]
+    assert not any(d.startswith("lonely") for d in a.subjects_with("domain"))

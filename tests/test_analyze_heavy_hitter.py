@@ -74,3 +74,29 @@ def test_one_large_download_is_a_burst_not_a_heavy_hitter(tmp_path):
     write_lake(tmp_path, flows=background() + download)
     assert run(HeavyHitter, tmp_path) == []
     assert len(run(HeavyHitter, tmp_path, max_burst_share=1.0)) >= 2  # source and destination prefixes
+
+
+def test_steady_hitter_whose_share_rises_only_in_a_quiet_hour_is_not_new(tmp_path):
+    # a steady replication stream at ~6 % of bytes; at 03:00 most clients are off, so its share passes 10 %
+    quiet = [r for r in background() if not (r["start_time"].hour == 3 and r["start_time"].date() == DAY.date()
+                                             and r["src_ip"].startswith(("10.1.", "172.16.")) and r["src_port"] % 10)]
+    steady = [flow(hour(h) + dt.timedelta(minutes=5 * i), "10.0.9.9", "10.9.0.20", 50002, 873, proto=6,
+                   packets=100, bytes=125_000, rate=10) for h in range(-6, 24) for i in range(12)]
+    write_lake(tmp_path, flows=quiet + steady)
+    at3 = [r for r in quiet + steady if hour(3) <= r["start_time"] < hour(4)]
+    total = sum(r["bytes"] * r["sampling_rate"] for r in at3)
+    assert 15_000_000 > 0.10 * total  # heavy and never heavy before: NECOMA's novelty alone would report it
+    assert run(HeavyHitter, tmp_path) == []
+
+
+def test_busy_server_sending_to_many_clients_is_not_a_new_pair(tmp_path):
+    # an update server serving a few clients an hour, then forty at 11:00: its /24 is new and heavy, but not a pair
+    cdn = [flow(hour(h) + dt.timedelta(minutes=(7 * c) % 60), "198.18.50.1", f"10.1.{c % 12}.{c % 10 + 1}", 443,
+                42000 + c, proto=6, packets=300, bytes=400_000, rate=10)
+           for h in range(-6, 24) for c in range(40 if h == 11 else 3)]
+    write_lake(tmp_path, flows=background() + cdn)
+    assert run(HeavyHitter, tmp_path) == []
+    alerts = run(HeavyHitter, tmp_path, min_top_host_share=0.0)  # without the pair condition it would be reported
+    assert sorted((a.window_start, s.role, s.value) for a in alerts for s in a.subjects if s.role != "host") == [
+        (hour(11), "source", "198.18.50.0/24")]
+    assert {a.window_start for a in alerts} == {hour(11)}  # the prefix, and the host rule's same finding

@@ -62,6 +62,14 @@ def best_source(rows: list[dict], key: tuple[str, ...], measure: str = "byts") -
     return list(best.values())
 
 
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for fewer than two values) of a baseline."""
+    if not values:
+        return 0.0, 0.0
+    mean = sum(values) / len(values)
+    return mean, math.sqrt(sum((x - mean) ** 2 for x in values) / max(len(values) - 1, 1))
+
+
 def saturate(x: float, full: float) -> float:
     """x/full capped to [0, 1]."""
     return 0.0 if full <= 0 else max(0.0, min(1.0, x / full))

@@ -17,18 +17,26 @@ over `min_registered_domains` registered domains (public suffix list), which
 excludes one mis-set search suffix. Its shape names it: few hosts × many
 names (spam, DGA-like), many hosts × few names (dead C&C), or a block.
 
+Completion. Degree pruning also drops a spam recipient domain that only one
+bot happened to fail. After co-clustering, a pruned name rejoins a reported
+co-cluster when only its hosts failed it, only with the co-cluster's
+dominant query type (≥ 90 % of its edges), and that type is the
+co-cluster's signature: hosts outside every co-cluster fail it at most
+`signature_share` as often. End hosts failing MX lookups is such a
+signature (spam); failing A lookups is not (everyone does), so a trojan
+group gets nothing back. Density and shape are those of the core before
+completion.
+
 Evidence: rows (fqdn, host, cluster, cluster_size, degree, failures,
 confidence) — the graph's edges inside the co-cluster, degree being the
 name's number of failing hosts in it.
 """
 from __future__ import annotations
 
-import warnings
-
-import numpy as np
 from pydantic import Field
 
 from necoma.analyze.alert import Alert
+from necoma.analyze.cocluster import cocluster, prune
 from necoma.analyze.detector import Context, Detector, DetectorParams, Schedule
 from necoma.analyze.traffic import confidence_of, saturate
 
@@ -48,13 +56,14 @@ class DnsFailureGraph(Detector):
         min_hosts: int = Field(2, description="Smallest number of hosts in a reported co-cluster.")
         min_names: int = Field(3, description="Smallest number of names in a reported co-cluster.")
         min_density: float = Field(0.3, description="Smallest share of the co-cluster's host-name pairs that failed.")
+        signature_share: float = Field(0.1, description="Pruned names rejoin a co-cluster when failed only by its hosts with its dominant query type, and hosts outside every co-cluster fail that type at most this share as often (MX from end hosts: spam).")
         min_registered_domains: int = Field(3, description="Smallest number of distinct registered domains (eTLD+1) among its names.")
 
     SQL = """
-SELECT client_ip AS host, qname, count(*) AS failures
+SELECT client_ip AS host, qname, qtype, count(*) AS failures
 FROM dns
 WHERE time >= :start AND time < :end AND is_response AND rcode IN :rcodes AND qname IS NOT NULL
-GROUP BY client_ip, qname
+GROUP BY client_ip, qname, qtype
 """
 
     EVIDENCE = """
@@ -69,8 +78,13 @@ ORDER BY degree DESC, fqdn, host
 
     def detect(self, ctx: Context) -> list[Alert]:
         p = self.params
-        edges = {(r["host"], r["qname"]): r["failures"] for r in ctx.query(self.SQL, rcodes=p.rcodes)}
-        edges = prune(edges, p.min_host_names, p.min_name_hosts)
+        all_edges: dict[tuple[str, str], int] = {}
+        qtypes: dict[tuple[str, str], dict[int, int]] = {}  # (host, name) -> query type -> failures
+        for r in ctx.query(self.SQL, rcodes=p.rcodes):
+            key = (r["host"], r["qname"])
+            all_edges[key] = all_edges.get(key, 0) + r["failures"]
+            qtypes.setdefault(key, {})[r["qtype"]] = r["failures"]
+        edges = prune(all_edges, p.min_host_names, p.min_name_hosts)
         if not edges:
             return []
         clusters = []
@@ -80,6 +94,8 @@ ORDER BY degree DESC, fqdn, host
             registered = {self._registered(ctx, n) for n in cn}
             if len(ch) >= p.min_hosts and len(cn) >= p.min_names and density >= p.min_density and len(registered) >= p.min_registered_domains:
                 clusters.append((ch, cn, links, density, len(registered)))
+        clusters = [complete(c, all_edges, edges, qtypes, {h for c2 in clusters for h in c2[0]}, p.signature_share)
+                    for c in clusters]
         clusters.sort(key=lambda c: (-len(c[2]), c[0][0]))
         alerts = []
         for k, (ch, cn, links, density, n_registered) in enumerate(clusters):
@@ -111,63 +127,28 @@ ORDER BY degree DESC, fqdn, host
         return ".".join(name.rsplit(".", 2)[-2:])  # unknown suffix (search domains, .lan): its last two labels
 
 
-def prune(edges: dict[tuple[str, str], int], min_host_names: int, min_name_hosts: int) -> dict[tuple[str, str], int]:
-    """Drop low-degree hosts and names until every remaining node has the minimum degree."""
-    while True:
-        hdeg: dict[str, int] = {}
-        ndeg: dict[str, int] = {}
-        for h, n in edges:
-            hdeg[h] = hdeg.get(h, 0) + 1
-            ndeg[n] = ndeg.get(n, 0) + 1
-        kept = {(h, n): v for (h, n), v in edges.items() if hdeg[h] >= min_host_names and ndeg[n] >= min_name_hosts}
-        if len(kept) == len(edges):
-            return kept
-        edges = kept
+def complete(cluster, all_edges, kept, qtypes, clustered_hosts, signature_share):
+    """Give back to a co-cluster the pruned names that fit its signature (see the module docstring)."""
+    ch, cn, links, density, n_registered = cluster
+    members = set(ch)
 
+    def main_type(edge):  # the query type failed most on this edge (ties: the lower code, so engine order never matters)
+        return min(qtypes[edge].items(), key=lambda kv: (-kv[1], kv[0]))[0]
 
-def cocluster(edges, min_density: float, max_clusters: int) -> list[tuple[list[str], list[str]]]:
-    """Co-clusters (hosts, names): each connected part of the graph, bisected by rank-2 NMF until dense."""
-    adj: dict[str, set[str]] = {}
-    for h, n in edges:
-        adj.setdefault("h:" + h, set()).add("n:" + n)
-        adj.setdefault("n:" + n, set()).add("h:" + h)
-    parts, seen = [], set()
-    for start in sorted(adj):
-        if start in seen:
-            continue
-        stack, comp = [start], []
-        seen.add(start)
-        while stack:
-            node = stack.pop()
-            comp.append(node)
-            for nb in adj[node] - seen:
-                seen.add(nb)
-                stack.append(nb)
-        parts.append((sorted(x[2:] for x in comp if x[0] == "h"), sorted(x[2:] for x in comp if x[0] == "n")))
-    out: list[tuple[list[str], list[str]]] = []
-    while parts and len(out) + len(parts) <= 10 * max_clusters:
-        hosts, names = parts.pop()
-        A = np.array([[1.0 if (h, n) in edges else 0.0 for n in names] for h in hosts])
-        if A.mean() >= min_density or min(A.shape) < 2:
-            out.append((hosts, names))
-            continue
-        host_of, name_of = nmf_bisect(A)
-        split = [([h for h, c in zip(hosts, host_of) if c == k], [n for n, c in zip(names, name_of) if c == k]) for k in (0, 1)]
-        if any(not h or not n for h, n in split):
-            out.append((hosts, names))  # NMF found no second block: keep the part whole
-            continue
-        parts.extend(split)
-    return sorted(out + parts)
-
-
-def nmf_bisect(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rank-2 NMF A ≈ W·H (deterministic NNDSVD start); rows and columns join their stronger component."""
-    from sklearn.decomposition import NMF
-    from sklearn.exceptions import ConvergenceWarning
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        model = NMF(n_components=2, init="nndsvd", max_iter=1000, random_state=0)
-        W = model.fit_transform(A)
-        H = model.components_
-    return W.argmax(axis=1), H.argmax(axis=0)
+    counts: dict[int, int] = {}
+    for edge in links:
+        counts[main_type(edge)] = counts.get(main_type(edge), 0) + 1
+    dominant = min(counts, key=lambda t: (-counts[t], t))
+    if counts[dominant] < 0.9 * len(links):
+        return cluster
+    inside = sum(1 for e in all_edges if e[0] in members and main_type(e) == dominant)
+    outside = sum(1 for e in all_edges if e[0] not in clustered_hosts and main_type(e) == dominant)
+    if outside > signature_share * inside:
+        return cluster
+    failers: dict[str, set[str]] = {}
+    for h, n in all_edges:
+        failers.setdefault(n, set()).add(h)
+    extra = sorted(n for n, hs in failers.items() if n not in cn and hs <= members
+                   and all(set(qtypes[(h, n)]) == {dominant} for h in hs) and not any((h, n) in kept for h in hs))
+    links = links + [(h, n) for n in extra for h in sorted(failers[n])]
+    return ch, cn + extra, links, density, n_registered

@@ -1,27 +1,40 @@
 """Anomalous heavy hitters: prefixes or hosts suddenly carrying a large share of the traffic.
 
-Method, two rules reported hourly, both with NECOMA's novelty condition:
-a finding is reported only if the same prefix/host was not already heavy in
-any of the previous `novelty_reports` hourly reports, so steady heavy
-hitters (backups, CDNs, the mail relay) are learned and stay silent, and
-nothing is reported until `min_history_reports` hours of data precede.
+Method, two rules evaluated hourly:
 
 (a) NECOMA's rule: every hour, source and destination prefixes (/24 IPv4,
-    /48 IPv6; set by `v4_prefix`/`v6_prefix`) carrying more than
-    `min_share` of the hour's bytes or packets.
+    /48 IPv6) carrying more than `min_share` of the hour's bytes or packets.
 (b) Hashdoop's simple detector: hosts (as sources) whose packet count in the
     hour exceeds the mean + `k`·σ over all hosts of that hour, and at least
     `min_host_packets`.
 
-A heavy hitter is sustained: a finding whose busiest 5 minutes hold more
-than `max_burst_share` of its hour (one large download, a backup burst) is
-a burst, not a heavy hitter, and is not reported.
+A heavy finding is reported only if it is new in two senses:
 
-A prefix is reported only when one host behind it carries at least
-`min_top_host_share` of its bytes, and a host only when one peer gets that
-share of its packets: a new host pair, not a whole network growing through
-the day or a busy server. Evidence: the prefix's or host's traffic in the hour. Subjects: the prefix
-(role source/destination) with its heaviest hosts (role host), or the host.
+- NECOMA's novelty: the same prefix/host was not heavy in any of the
+  previous `novelty_reports` hourly reports (history before the analysed
+  range is read, so warm-up hours count), and at least
+  `min_history_reports` hours precede (learning);
+- its own volume surged: its bytes or packets this hour exceed its own
+  mean over those previous hours (absent hours count as zero) by `k`·σ and
+  by the factor `min_growth`. A steady heavy hitter whose *share* crosses
+  the line only because the rest of the network went quiet (a backup's ACK
+  stream in the night trough) is not new.
+
+A heavy hitter is also sustained: a finding whose busiest 5 minutes hold
+more than `max_burst_share` of its hour (one large download) is a burst and
+is not reported. And it is a new *pair*, not a whole network growing
+through the day nor a busy server: a prefix is reported only when one host
+behind it carries at least `min_top_host_share` of its bytes, and, for a
+source prefix, when that host sends that share of its bytes to one
+destination; a host only when one peer gets that share of its packets. A
+CDN or web server whose busy hour crosses the line sends to many clients
+and stays silent; a destination prefix may receive from many sources (a
+flood's victim is reported).
+
+Subjects: the prefix (role source/destination) with the hosts behind it
+that made it new (at least `min_share` of its bytes and a surge against
+their own history; steady neighbours in the same /24 are not named), or the
+host. Evidence: the prefix's or host's traffic in the hour.
 """
 from __future__ import annotations
 
@@ -32,7 +45,7 @@ from pydantic import Field
 from necoma.analyze.alert import Alert
 from necoma.analyze.detector import Context, Detector, DetectorParams, Schedule
 from necoma.analyze.prefixes import prefix_of
-from necoma.analyze.traffic import TRAFFIC, best_source, confidence_of, saturate
+from necoma.analyze.traffic import TRAFFIC, best_source, confidence_of, mean_std, saturate
 
 V4_KEY = "CASE WHEN {c} LIKE '%:%' THEN {c} ELSE regexp_replace({c}, '[.][0-9]+$', '') END"
 
@@ -53,6 +66,7 @@ class HeavyHitter(Detector):
         min_host_packets: int = Field(10_000, description="Host rule: scaled packets per hour below which a host is never reported.")
         top_hosts: int = Field(3, description="Heaviest hosts named inside a reported prefix.")
         min_top_host_share: float = Field(0.5, description="Report a prefix only if its heaviest host carries this share of its bytes; a host only if its heaviest peer gets this share of its packets (a new pair).")
+        min_growth: float = Field(2.0, description="A new heavy hitter's own bytes or packets must also exceed its mean over the previous `novelty_reports` hours by k·σ and by this factor (steady ones whose share only rises when the network is quiet stay silent).")
         max_burst_share: float = Field(0.5, description="Largest share of the hour's bytes (hosts: packets) its busiest 5 minutes may hold; above, a burst is not reported.")
 
     PREFIXES = f"""
@@ -89,16 +103,21 @@ sub AS (SELECT time_bucket(INTERVAL '5 minutes', t) AS sub, sum({{measure}}) AS 
 SELECT max(m) AS busiest, sum(m) AS total FROM sub
 """
 
+    SERIES = f"""
+WITH {TRAFFIC.strip()}
+SELECT time_bin(t) AS bin, {{col}} AS host, sum(byts) AS byts, sum(pkts) AS pkts FROM traffic
+WHERE via = :via AND {{col}} IN :hosts GROUP BY time_bin(t), {{col}}
+"""
+
     PEER = f"""
 WITH {TRAFFIC.strip()}
-SELECT dst_ip AS peer, sum(pkts) AS pkts FROM traffic WHERE via = :via AND src_ip = :host
-GROUP BY dst_ip ORDER BY pkts DESC, peer LIMIT 1
+SELECT dst_ip AS peer, sum({{measure}}) AS m FROM traffic WHERE via = :via AND src_ip = :host
+GROUP BY dst_ip ORDER BY m DESC, peer LIMIT 1
 """
 
     def _sustained(self, ctx: Context, b: dt.datetime, side: str, key: str, h: dict) -> bool:
         if side == "host":
-            peer = ctx.query(self.PEER, start=b, end=ctx.bin_end(b), via=h["via"], host=key)
-            if not peer or peer[0]["pkts"] < self.params.min_top_host_share * h["pkts"]:
+            if not self._pair(ctx, b, h["via"], key, "pkts", h["pkts"]):
                 return False  # a busy server talking to many peers, not one new pair
             q = self.BURST.format(measure="pkts", where="src_ip = :host")
             r = ctx.query(q, start=b, end=ctx.bin_end(b), via=h["via"], host=key)[0]
@@ -138,18 +157,55 @@ GROUP BY dst_ip ORDER BY pkts DESC, peer LIMIT 1
         for r in ctx.query(self.HOSTS, start=hist, k=p.k, min_host_packets=p.min_host_packets):
             if r["via"] == via_of.get(r["bin"]):
                 heavy[r["bin"]][("host", r["host"])] = {"pkts": r["pkts"], "mean": r["mean"], "std": r["std"] or 0.0, "via": r["via"]}
-        alerts = []
+        # novelty: not heavy in any of the previous reports, warm-up hours included
+        novel: list[tuple[dt.datetime, str, str, dict]] = []
         for b in sorted(heavy):
             prior = [heavy[b - dt.timedelta(hours=i)] for i in range(1, p.novelty_reports + 1) if b - dt.timedelta(hours=i) in heavy]
             if b < ctx.start or len(prior) < p.min_history_reports:
                 continue
-            for (side, key), h in sorted(heavy[b].items()):
-                if not any((side, key) in seen for seen in prior) and self._sustained(ctx, b, side, key, h):
-                    alert = self._alert(ctx, b, side, key, h)
-                    alerts += [alert] if alert else []
+            novel += [(b, side, key, h) for (side, key), h in sorted(heavy[b].items())
+                      if not any((side, key) in seen for seen in prior)]
+        # own history: a share can cross the line only because the whole network got quiet (a backup's steady
+        # ACK stream in the night trough); only an entity whose own volume surged is reported
+        own = {("host", via): self._host_series(ctx, "src_ip", via, sorted({k for _, side, k, h in novel if side == "host" and h["via"] == via}), hist)
+               for via in {h["via"] for _, side, _, h in novel if side == "host"}}
+        alerts = []
+        for b, side, key, h in novel:
+            past = [bb for bb in via_of if b - dt.timedelta(hours=p.novelty_reports) <= bb < b and via_of[bb] == h["via"]]
+            if side == "host":
+                series = own[("host", h["via"])].get(key, {})
+                surged = self._surge(series.get(b, (0, 0))[1], [series.get(bb, (0, 0))[1] for bb in past])
+            else:
+                def val(bb, m):
+                    return agg.get((bb, h["via"], side, key), {}).get(m, 0)
+                surged = any(self._surge(val(b, m), [val(bb, m) for bb in past]) for m in ("byts", "pkts"))
+            if surged and self._sustained(ctx, b, side, key, h):
+                alert = self._alert(ctx, b, side, key, h, past)
+                alerts += [alert] if alert else []
         return alerts
 
-    def _alert(self, ctx: Context, b: dt.datetime, side: str, key: str, h: dict) -> Alert | None:
+    def _pair(self, ctx: Context, b: dt.datetime, via: str, host: str, measure: str, total: float) -> bool:
+        """The host's heaviest destination gets at least `min_top_host_share` of what it sent in the hour."""
+        peer = ctx.query(self.PEER.format(measure=measure), start=b, end=ctx.bin_end(b), via=via, host=host)
+        return bool(peer) and peer[0]["m"] >= self.params.min_top_host_share * total
+
+    def _surge(self, value: float, past: list[float]) -> bool:
+        """Far above the entity's own past hours (absent hours count as zero): mean + k·σ and `min_growth` × mean."""
+        if not past:
+            return False
+        mean, std = mean_std(past)
+        return value > mean + self.params.k * std and value >= self.params.min_growth * mean
+
+    def _host_series(self, ctx: Context, col: str, via: str, hosts: list[str], since: dt.datetime,
+                     until: dt.datetime | None = None) -> dict[str, dict[dt.datetime, tuple[int, int]]]:
+        """host -> hour -> (bytes, packets) with `col` (src_ip or dst_ip) = host."""
+        out: dict[str, dict] = {}
+        if hosts:
+            for r in ctx.query(self.SERIES.format(col=col), start=since, end=until or ctx.end, via=via, hosts=hosts):
+                out.setdefault(r["host"], {})[r["bin"]] = (r["byts"], r["pkts"])
+        return out
+
+    def _alert(self, ctx: Context, b: dt.datetime, side: str, key: str, h: dict, past: list[dt.datetime]) -> Alert | None:
         p, end = self.params, ctx.bin_end(b)
         if side == "host":
             sigmas = (h["pkts"] - h["mean"]) / h["std"] if h["std"] else float("inf")
@@ -164,6 +220,14 @@ GROUP BY dst_ip ORDER BY pkts DESC, peer LIMIT 1
         col = "src_ip" if side == "source" else "dst_ip"
         top = ctx.query(self.TOP.format(col=col), start=b, end=end, via=h["via"], keys=sorted(h["keys"]), n=p.top_hosts)
         if not top or top[0]["byts"] < p.min_top_host_share * h["byts"]:
+            return None
+        if side == "source" and not self._pair(ctx, b, h["via"], top[0]["host"], "byts", top[0]["byts"]):
+            return None  # a server sending to many clients (CDN, web, mail relay) is busy, not anomalous
+        # name only the hosts that made the prefix new: steady neighbours behind the same /24 are not involved
+        series = self._host_series(ctx, col, h["via"], [t["host"] for t in top], min(past), end)
+        top = [t for t in top if t["byts"] >= p.min_share * h["byts"]
+               and self._surge(t["byts"], [series.get(t["host"], {}).get(bb, (0, 0))[0] for bb in past])]
+        if not top:
             return None
         share = max(h["byte_share"], h["packet_share"])
         score = 0.4 + 0.6 * saturate(share - p.min_share, 0.5)
