@@ -10,7 +10,7 @@ from necoma.cli import collect_cmd, config_cmd, import_cmd, query_cmd, run_cmd
 from necoma.cli import admin_cmd, serve_cmd
 from necoma.cli import bot_cmd
 from necoma.cli import analyze_cmd
-from necoma.cli import testbed_cmd
+from necoma.cli import eval_cmd, testbed_cmd
 from necoma.cli import actions_cmd
 
 app = typer.Typer(
@@ -45,7 +45,7 @@ app.command("analyze")(analyze_cmd.analyze)
 app.add_typer(analyze_cmd.alerts_app, name="alerts")
 app.add_typer(testbed_cmd.app, name="testbed")
 app.add_typer(actions_cmd.app, name="actions")
-app.command("eval")(testbed_cmd.eval_cmd)
+app.command("eval")(eval_cmd.eval_cmd)
 
 
 def main() -> None:

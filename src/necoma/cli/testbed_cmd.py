@@ -1,13 +1,11 @@
-"""`necoma testbed` (generate, import, replay; `lab` from lab_cmd) and `necoma eval`."""
+"""`necoma testbed` (generate, import, replay; `lab` from lab_cmd); `necoma eval` is in eval_cmd."""
 from __future__ import annotations
 
-import json
 from datetime import date
 from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.table import Table
 
 from necoma.cli.common import console, err_console, fail, settings_from
 
@@ -132,70 +130,3 @@ def replay(
     for label, n in st.sent.items():
         console.print(f"{label}: {n} datagrams", highlight=False)
     console.print(f"sent {st.total} datagrams ({st.bytes} bytes) in {st.seconds:.1f} s", highlight=False)
-
-
-def _fmt(x: float | None) -> str:
-    return "—" if x is None else f"{x:.2f}"
-
-
-def _ttd(s) -> str:
-    vals = [v for v in s.time_to_detect.values() if v is not None]
-    if not vals:
-        return "—"
-    worst = max(vals)
-    return f"{worst / 60:.0f} min" if worst >= 60 else f"{worst:.0f} s"
-
-
-def eval_table(report) -> Table:
-    table = Table(title=f"necoma eval: scenario {report.scenario} (seed {report.seed})")
-    for col, just in (("detector", "left"), ("status", "left"), ("alerts", "right"), ("precision", "right"),
-                      ("recall", "right"), ("F1", "right"), ("time to detect", "right"), ("false pos.", "right"),
-                      ("misses", "right")):
-        table.add_column(col, justify=just)
-    for s in report.scores:
-        if s.status != "scored":
-            table.add_row(s.name, s.status if s.status != "error" else f"error: {s.error}", "", "", "", "", "", "", "")
-            continue
-        alerts = str(s.alerts - s.warmup_alerts) + (f" (+{s.warmup_alerts} warm-up)" if s.warmup_alerts else "")
-        table.add_row(s.name, "scored", alerts, _fmt(s.precision), _fmt(s.recall), _fmt(s.f1), _ttd(s),
-                      str(s.fp), str(len(s.misses)))
-    return table
-
-
-def eval_cmd(
-    ctx: typer.Context,
-    directory: Path = typer.Argument(..., help="A scenario directory written by `necoma testbed generate`."),
-    as_json: bool = typer.Option(False, "--json", help="Print the full report as JSON (every false positive and miss)."),
-    lake: Optional[Path] = typer.Option(None, "--lake", help="Use this lake, already holding the scenario, instead of importing it into a temporary one."),
-    only: Optional[str] = typer.Option(None, "--only", help="Comma-separated detector names to score (default: all)."),
-    show: int = typer.Option(5, "--show", help="False positives and misses listed per detector in the table view."),
-) -> None:
-    """Score every detector against a scenario's truth.json.
-
-    Precision, recall and F1 at entity level (victim, amplifier, bot, scanner, domain, ...), time to detect,
-    false positives and misses. Detectors that do not exist yet show as "not implemented". Method:
-    docs/evaluation.md.
-    """
-    from necoma.testbed.evaluate import evaluate
-
-    settings = settings_from(ctx)
-    names = {n.strip() for n in only.split(",") if n.strip()} if only else None
-    try:
-        report = evaluate(directory, lake=lake, settings=settings, only=names)
-    except FileNotFoundError as exc:
-        fail(str(exc))
-    if as_json:
-        print(json.dumps(report.as_dict(), indent=1, default=str))
-        return
-    console.print(eval_table(report))
-    for s in report.scores:
-        if s.status == "scored" and (s.false_positives or s.misses):
-            if s.false_positives:
-                fps = ", ".join(f"{f['value']} ({f['role']})" for f in s.false_positives[:show])
-                more = f" … +{len(s.false_positives) - show}" if len(s.false_positives) > show else ""
-                console.print(f"{s.name} false positives: {fps}{more}", highlight=False)
-            if s.misses:
-                ms = ", ".join(f"{m['value']} ({m['field']})" for m in s.misses[:show])
-                more = f" … +{len(s.misses) - show}" if len(s.misses) > show else ""
-                console.print(f"{s.name} misses: {ms}{more}", highlight=False)
-    console.print(f"({report.seconds:.1f} s; lake {report.lake})", highlight=False)
