@@ -46,17 +46,20 @@ probes AS (
     GROUP BY time_bin(t), via, src_ip, dst_ip, dst_port
     HAVING sum(pkts) <= :max_probe_packets
 ),
+scanners AS (  -- sources probing enough targets in some bin; only their answers are looked up
+    SELECT DISTINCT scanner FROM probes GROUP BY bin, via, scanner HAVING count(DISTINCT target) >= :min_targets
+),
 answers AS (
     SELECT DISTINCT time_bin(t) AS bin, via, dst_ip AS scanner, src_ip AS target, src_port AS port
     FROM traffic
-    WHERE protocol = 6 AND src_port IN :ports AND (tcp_flags & 18) = 18
+    WHERE protocol = 6 AND src_port IN :ports AND (tcp_flags & 18) = 18 AND dst_ip IN (SELECT scanner FROM scanners)
 )
 SELECT p.bin, p.via, p.scanner, p.target, max(p.port) AS port, sum(p.pkts) AS pkts,
        max(CASE WHEN a.target IS NULL THEN 0 ELSE 1 END) AS answered
 FROM probes p
 LEFT JOIN answers a ON a.bin = p.bin AND a.via = p.via AND a.scanner = p.scanner
                    AND a.target = p.target AND a.port = p.port
-WHERE p.scanner IN (SELECT scanner FROM probes GROUP BY bin, via, scanner HAVING count(DISTINCT target) >= :min_targets)
+WHERE p.scanner IN (SELECT scanner FROM scanners)
 GROUP BY p.bin, p.via, p.scanner, p.target
 """
 
