@@ -2,7 +2,9 @@
 
 Measures
 1. ingest: STIX objects per second through TAXII POST (envelopes of --batch
-   objects, one client), every object validated by the stix2 library;
+   objects, one client), every object validated (necoma.exchange.stixcheck,
+   stix2 for what it cannot prove); with --postgres also on PostgreSQL. Also
+   the server's CPU time per object, which a busy shared machine distorts less;
 2. page latency: p50/p95 of GET .../objects/?limit=100 with filters (none,
    match[type], added_after, match[id], a deep `next` page) on a collection of
    --collection-size objects.
@@ -15,7 +17,7 @@ TAXII would take the whole run; the per-object ingest cost is measured in 1).
 medallion's memory backend scans the collection for every added object
 (O(n^2) ingest), so it gets --medallion-objects objects.
 
-    .venv/bin/python bench/bench_taxii.py [--objects 20000] [--collection-size 1000000]
+    .venv/bin/python bench/bench_taxii.py [--objects 20000] [--collection-size 1000000] [--postgres]
 """
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ from necoma.analyze.alert import Alert, Subject
 from necoma.exchange import admin, tlp
 from necoma.exchange.db import now_us, open_engine, session_factory
 from necoma.exchange.models import StixObject
-from necoma.exchange.testing import MedallionServer, free_port
+from necoma.exchange.testing import MedallionServer, PostgresCluster, free_port
 from necoma.exchange.timestamps import format_us, parse_us
 from necoma.knowledge.correlate import build
 from necoma.knowledge.stix import incident_objects
@@ -66,16 +68,28 @@ def make_objects(n: int, seed: int = 1) -> list[dict]:
     return list(out.values())[:n]
 
 
-def ingest(url: str, auth: tuple[str, str], objects: list[dict], batch: int) -> float:
+def ingest(url: str, auth: tuple[str, str], objects: list[dict], batch: int, pid: int) -> tuple[float, float]:
+    """(objects/s wall clock, server CPU microseconds per object). The CPU figure holds on a busy machine."""
     with httpx.Client(timeout=600) as c:
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), _cpu_seconds(pid)
         for i in range(0, len(objects), batch):
             r = c.post(url + "objects/", content=json.dumps({"objects": objects[i:i + batch]}), auth=auth,
                        headers={"Content-Type": TAXII, "Accept": TAXII})
             r.raise_for_status()
             status = r.json()
             assert status.get("failure_count", 0) == 0, status.get("failures", [])[:3]
-        return len(objects) / (time.perf_counter() - t)
+        return len(objects) / (time.perf_counter() - t), (_cpu_seconds(pid) - cpu) / len(objects) * 1e6
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _ingest_row(server: str, rate: float, cpu_us: float, n: int, batch: int) -> tuple[str, ...]:
+    return (server, "ingest", f"{rate:,.0f} objects/s ({1e6 / cpu_us:,.0f} per server CPU-second)",
+            f"{n:,} objects, envelopes of {batch}")
 
 
 def page_latencies(url: str, auth: tuple[str, str], ids: list[str], stamps: list[str], rounds: int) -> dict[str, tuple]:
@@ -158,32 +172,20 @@ def main() -> None:
     ap.add_argument("--medallion-objects", type=int, default=1_000,
                     help="objects for medallion (its memory backend is O(n^2) in ingest and slow to page)")
     ap.add_argument("--rounds", type=int, default=100, help="requests per page-latency case")
+    ap.add_argument("--postgres", action="store_true",
+                    help="also measure ingest with the store on a throwaway local PostgreSQL (fsync off, as in the tests)")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="necoma-bench-taxii-"))
     db_url = f"sqlite:///{work / 'exchange.sqlite'}"
-    engine = open_engine(db_url)
-    with session_factory(engine).begin() as s:
-        org = admin.add_org(s, "bench")
-        key = admin.create_key(s, "bench", "analyst")[1]
-        col = admin.add_group(s, "bench")[1]
-        admin.add_member(s, "bench", "bench")
-        col_id, org_id = col.id, org.id
-    engine.dispose()
-    cfg = work / "necoma.toml"
-    cfg.write_text(f'data_dir = "{work}"\n[exchange]\nrate_per_second = 1e9\nrate_burst = 1000000000\n'
-                   f'max_request_bytes = 104857600\n')
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "necoma.cli.main", "--config", str(cfg), "serve", "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server, port, key, col_id, org_id = _start_necoma(work, db_url)
     objects = make_objects(args.objects)
     print(f"{len(objects)} objects: " + ", ".join(f"{t} {n}" for t, n in _types(objects)))
     rows = []
     try:
         base = f"http://127.0.0.1:{port}/taxii2/root/collections/{col_id}/"
-        _wait(f"http://127.0.0.1:{port}/taxii2/", ("u", key))
-        rate = ingest(base, ("u", key), objects, args.batch)
-        rows.append(("necoma (SQLite)", "ingest", f"{rate:,.0f} objects/s", f"{len(objects):,} objects, envelopes of {args.batch}"))
+        rows.append(_ingest_row("necoma (SQLite)", *ingest(base, ("u", key), objects, args.batch, server.pid),
+                                len(objects), args.batch))
         print(rows[-1])
         t = time.perf_counter()
         bulk_fill(db_url, col_id, org_id, objects, args.collection_size)
@@ -198,11 +200,15 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=30)
 
+    if args.postgres:
+        rows.append(_postgres_ingest(work, objects, args.batch))
+        print(rows[-1])
+
     with MedallionServer(max_page_size=100) as med:
         auth = (med.USER, med.PASSWORD)
         m_objects = objects[: args.medallion_objects]
-        rate = ingest(med.collection_url, auth, m_objects, args.batch)
-        rows.append(("medallion 3.0 (memory)", "ingest", f"{rate:,.0f} objects/s", f"{len(m_objects):,} objects, envelopes of {args.batch}"))
+        rows.append(_ingest_row("medallion 3.0 (memory)", *ingest(med.collection_url, auth, m_objects, args.batch,
+                                                                  med.proc.pid), len(m_objects), args.batch))
         print(rows[-1])
         stamps = _stamps(med.collection_url, auth)
         for name, (p50, p95, n) in page_latencies(med.collection_url, auth, [o["id"] for o in m_objects], stamps,
@@ -214,6 +220,41 @@ def main() -> None:
     print("\n| server | measure | result | data |\n|---|---|---|---|")
     for r in rows:
         print("| " + " | ".join(r) + " |")
+
+
+def _start_necoma(work: Path, db_url: str):
+    """`necoma serve` on a fresh store at db_url: (process, port, analyst key, collection id, org id)."""
+    engine = open_engine(db_url)
+    with session_factory(engine).begin() as s:
+        org = admin.add_org(s, "bench")
+        key = admin.create_key(s, "bench", "analyst")[1]
+        col = admin.add_group(s, "bench")[1]
+        admin.add_member(s, "bench", "bench")
+        col_id, org_id = col.id, org.id
+    engine.dispose()
+    cfg = work / f"necoma-{db_url.split(':')[0]}.toml"
+    cfg.write_text(f'data_dir = "{work}"\n[exchange]\ndatabase_url = "{db_url}"\nrate_per_second = 1e9\n'
+                   f'rate_burst = 1000000000\nmax_request_bytes = 104857600\n')
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "necoma.cli.main", "--config", str(cfg), "serve", "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait(f"http://127.0.0.1:{port}/taxii2/", ("u", key))
+    return server, port, key, col_id, org_id
+
+
+def _postgres_ingest(work: Path, objects: list[dict], batch: int) -> tuple[str, ...]:
+    cluster = PostgresCluster().start()
+    try:
+        server, port, key, col_id, _ = _start_necoma(work, cluster.new_database())
+        try:
+            rate, cpu_us = ingest(f"http://127.0.0.1:{port}/taxii2/root/collections/{col_id}/", ("u", key), objects,
+                                  batch, server.pid)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    finally:
+        cluster.stop()
+    return _ingest_row("necoma (PostgreSQL)", rate, cpu_us, len(objects), batch)
 
 
 def _types(objects: list[dict]) -> list[tuple[str, int]]:

@@ -96,9 +96,14 @@ def _reference_check(prop: P.ReferenceProperty) -> Check:
             pass
 
     def check(v: Any) -> bool:
-        m = _REF.match(v) if type(v) is str else None
-        return m is not None and m.group(1) in allowed
+        return type(v) is str and _ref_type(v) in allowed
     return check
+
+
+@lru_cache(maxsize=8192)  # the same identities, markings and SCOs are referred to again and again
+def _ref_type(ref: str) -> str | None:
+    m = _REF.match(ref)
+    return m.group(1) if m else None
 
 
 def _property_check(prop: P.Property) -> Check | None:

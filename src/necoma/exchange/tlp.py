@@ -17,9 +17,11 @@ DEFAULT_LEVEL: Level = "amber"
 WELL_KNOWN_MARKINGS = frozenset(LEVEL_OF_ID)  # TLP definitions: same id and content everywhere
 
 
+_RANK = {lv: i for i, lv in enumerate(LEVELS)}
+
+
 def most_restrictive(levels: Iterable[Level]) -> Level | None:
-    found = [LEVELS.index(lv) for lv in levels]
-    return LEVELS[max(found)] if found else None
+    return max(levels, key=_RANK.__getitem__, default=None)
 
 
 def level_of(obj: dict[str, Any]) -> Level:
