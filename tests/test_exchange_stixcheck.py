@@ -286,5 +286,5 @@ def test_timestamps_match_stix2():
         parsed = stix2.utils.parse_into_datetime(text)
         assert us == int(parsed.timestamp()) * 1_000_000 + parsed.microsecond
     for text in ["2023-02-29T00:00:00Z", "2024-05-01T24:00:00Z", "2024-05-01T00:00:60Z", "2024-05-01 00:00:00Z",
-                 "2024-05-01T00:00:00.1234567Z", "2024-05-01T00:00:00z", 20240501]:
+                 "2024-05-01T00:00:00.1234567Z", "2024-05-01T00:00:00z", 20240501, "\u0662024-05-01T00:00:00Z"]:
         assert stixcheck.stamp_us(text) is None

@@ -39,7 +39,7 @@ Check = Callable[[Any], bool]
 
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"  # RFC 4122 variant, as stix2 2.1 requires
 _REF = re.compile(rf"([a-z][a-z0-9-]*)--{_UUID}\Z")
-_STAMP = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?Z\Z")
+_STAMP = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?Z\Z", re.ASCII)  # ASCII digits only
 
 # The pattern subset. Lower-case `true`/`false` are keywords of the pattern
 # lexer, so they may not serve as names; `hashes` paths get extra checks in
