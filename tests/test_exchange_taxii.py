@@ -176,6 +176,9 @@ def test_malformed_stix_rejects_whole_envelope(service):
         dict(indicator("10.9.9.8"), pattern="[ipv4-addr:value = "),
         dict(indicator("10.9.9.7"), x_custom="custom properties are refused"),
         dict(indicator("10.9.9.6"), spec_version="2.0"),
+        dict(indicator("10.9.9.5"), created="2030-01-01T00:00:00.000Z"),  # modified before created
+        dict(indicator("10.9.9.4"), confidence=101),
+        dict(indicator("10.9.9.3"), type={"not": "a type"}),
         "a string",
     ]
     r = httpx.post(col.url + "objects/", content=json.dumps({"objects": [good, *bad]}), auth=("u", service["token"]),
@@ -186,6 +189,8 @@ def test_malformed_stix_rejects_whole_envelope(service):
     assert any(f["id"] == good["id"] and "not stored" in f["message"] for f in details["failures"])
     assert any("pattern" in f["message"] for f in details["failures"])
     assert any("x_custom" in f["message"] for f in details["failures"])
+    assert any("'modified'" in f["message"] and "earlier than 'created'" in f["message"] for f in details["failures"])
+    assert any("'confidence' must be 0-100" in f["message"] for f in details["failures"])
     assert _count(service["app"]) == 0  # the good object was not stored either
     # the status resource records the failures per object
     st = ApiRoot(f"{service['url']}/taxii2/root/", user="u", password=service["token"]).get_status(details["id"])
