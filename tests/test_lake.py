@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from necoma.lake import LakeWriter, connect, table_files
@@ -27,6 +28,24 @@ def test_partitions_by_day_and_hour(tmp_path):
     con = connect(tmp_path)
     assert con.execute("SELECT count(*) FROM flows WHERE src_ip = '10.0.0.1'").fetchone()[0] == 4
     assert con.execute("SELECT count(*) FROM flows WHERE dst_ip = '2001:db8::1'").fetchone()[0] == 4
+
+
+@pytest.mark.parametrize("pattern", ["runs", "interleaved", "many"])
+def test_rows_land_in_their_hour_whatever_their_order(tmp_path, pattern):
+    # runs: a few contiguous hours (sliced); interleaved: too many runs to slice (a filter per hour);
+    # many: too many hours to filter (one reordering take)
+    hours = {"runs": [1] * 5 + [2] * 5 + [1] * 3, "interleaved": [1, 2, 3] * 40,
+             "many": [h % 11 for h in range(200)]}[pattern]
+    rows = [_flow(h, src_port=i) for i, h in enumerate(hours)]
+    with LakeWriter(tmp_path, tag="t") as w:
+        w.write("flows", rows)
+    con = connect(tmp_path)
+    got = con.execute("SELECT hour(start_time) AS h, list(src_port ORDER BY src_port) FROM flows GROUP BY h ORDER BY h").fetchall()
+    want = {h: [i for i, x in enumerate(hours) if x == h] for h in sorted(set(hours))}
+    assert [(int(h), ports) for h, ports in got] == list(want.items())
+    for f in table_files(tmp_path, "flows"):  # each file holds rows of its own hour only
+        hrs = {r.hour for r in pq.read_table(f).column("start_time").to_pylist()}
+        assert f.parent.name == f"hr={hrs.pop():02d}" and not hrs
 
 
 def test_daily_tables_have_no_hour_level(tmp_path):

@@ -106,10 +106,8 @@ class LakeWriter:
         # integer buckets, not pc.strftime per row (that took ~1 s per million rows)
         width = 3_600_000_000 if hourly else 86_400_000_000
         buckets = np.floor_divide(times.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_numpy(), width)
-        uniq = np.unique(buckets)
-        for b in uniq:
-            key = datetime.fromtimestamp(int(b) * width / 1e6, timezone.utc).strftime(fmt)
-            part = data if len(uniq) == 1 else data.filter(pa.array(buckets == b))
+        for b, part in _split_by_bucket(data, buckets):
+            key = datetime.fromtimestamp(b * width / 1e6, timezone.utc).strftime(fmt)
             self._write_file(self.root / table / key, part)
         self.rows_written[table] = self.rows_written.get(table, 0) + data.num_rows
 
@@ -122,3 +120,34 @@ class LakeWriter:
             os.fsync(fh.fileno())
         os.replace(tmp, final)
         self.files_written.append(final)
+
+
+MAX_RUNS_SLICED = 64  # more runs of equal buckets than this: copy rows out instead of slicing
+MAX_FILTERED = 8  # up to this many distinct buckets, one filter each; more: one reordering take
+
+
+def _split_by_bucket(data: pa.Table, buckets: np.ndarray) -> list[tuple[int, pa.Table]]:
+    """(bucket, rows) per distinct bucket, in bucket order, rows in arrival order.
+
+    Rows in time order make each bucket a few contiguous runs: zero-copy slices.
+    Otherwise (flows end, and are exported, out of start-time order) a filter per
+    bucket, or for many buckets one stable `take` that reorders the table once.
+    """
+    if len(buckets) == 0:
+        return []
+    cuts = np.flatnonzero(buckets[1:] != buckets[:-1]) + 1
+    if len(cuts) == 0:
+        return [(int(buckets[0]), data)]
+    if len(cuts) < MAX_RUNS_SLICED:
+        starts, ends = np.concatenate(([0], cuts)).tolist(), np.concatenate((cuts, [len(buckets)])).tolist()
+        runs: dict[int, list[pa.Table]] = {}
+        for s, e in zip(starts, ends):
+            runs.setdefault(int(buckets[s]), []).append(data.slice(s, e - s))
+        return [(b, p[0] if len(p) == 1 else pa.concat_tables(p)) for b, p in sorted(runs.items())]
+    uniq = np.unique(buckets)
+    if len(uniq) <= MAX_FILTERED:
+        return [(int(b), data.filter(pa.array(buckets == b))) for b in uniq]
+    order = np.argsort(buckets, kind="stable")
+    data, buckets = data.take(pa.array(order)), buckets[order]
+    bounds = np.searchsorted(buckets, uniq).tolist() + [len(buckets)]
+    return [(int(b), data.slice(bounds[i], bounds[i + 1] - bounds[i])) for i, b in enumerate(uniq)]
