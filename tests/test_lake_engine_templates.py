@@ -80,7 +80,8 @@ def test_rows_from_arrow_matches_per_value_normalize():
     assert rows[0]["d"] == 10 and type(rows[0]["d"]) is int and rows[2]["d"] == 2**70
     assert rows[0]["f"] == 1.5 and rows[1]["f"] == 2 and type(rows[1]["f"]) is int
     assert rows[0]["naive"] == dt.datetime(2026, 3, 2, 10, tzinfo=UTC) and rows[0]["naive"].utcoffset() == dt.timedelta(0)
-    assert rows[0]["tokyo"].utcoffset() == dt.timedelta(0) and rows[0]["m"] == {"k": 1.0}
+    assert rows[0]["tokyo"] == dt.datetime(2026, 3, 2, 1, tzinfo=UTC) and rows[0]["m"] == {"k": 1.0}
+    assert rows[0]["naive"].tzinfo is UTC and rows[0]["tokyo"].tzinfo is UTC  # as normalize gives
 
 
 def test_rows_from_arrow_duplicate_names_and_empty():

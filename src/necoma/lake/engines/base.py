@@ -114,8 +114,9 @@ def _column_values(col: pa.ChunkedArray) -> list[Any]:
             return col.cast(pa.int64()).to_pylist()
         except pa.ArrowInvalid:  # beyond int64: exact Python ints
             return [None if v is None else int(v) for v in col.to_pylist()]
-    if pa.types.is_timestamp(t):
-        return col.cast(pa.timestamp(t.unit, tz="UTC")).to_pylist()  # naive times are UTC already
+    if pa.types.is_timestamp(t):  # stored as UTC instants whatever the zone; naive ones are UTC already
+        utc = dt.timezone.utc
+        return [None if v is None else v.replace(tzinfo=utc) for v in col.cast(pa.timestamp(t.unit)).to_pylist()]
     return [normalize(v) for v in col.to_pylist()]
 
 
