@@ -35,6 +35,7 @@ class CollectSettings(_Section):
     sflow: list[str] = Field(default_factory=list, description="sFlow v5 listen addresses.")
     syslog: list[str] = Field(default_factory=list, description="Syslog listen addresses (UDP and TCP on the same port).")
     flush_seconds: float = Field(10.0, gt=0, description="Longest time a received record waits before it is written to the lake.")
+    max_buffered_rows: int = Field(2_000_000, ge=1_000, description="Decoded rows held in memory for the lake at most (about 150 bytes each); above it reception pauses until the writer catches up, and the kernel's drops are counted (kernel_drops).")
     template_wait_seconds: float = Field(30.0, ge=0, description="How long NetFlow v9/IPFIX data sets wait for their template before being dropped.")
     max_pending_datagrams: int = Field(10_000, ge=0, description="Datagrams buffered per exporter while waiting for templates.")
     stats_file: Path | None = Field(None, description="Status file with per-exporter counters; default <data_dir>/collect-stats.json.")
