@@ -96,7 +96,13 @@ def test_busy_server_sending_to_many_clients_is_not_a_new_pair(tmp_path):
            for h in range(-6, 24) for c in range(40 if h == 11 else 3)]
     write_lake(tmp_path, flows=background() + cdn)
     assert run(HeavyHitter, tmp_path) == []
-    alerts = run(HeavyHitter, tmp_path, min_top_host_share=0.0)  # without the pair condition it would be reported
+    # the same with one big download in that hour: its pair has most of the bytes, but in one burst
+    big = [flow(hour(11) + dt.timedelta(minutes=31), "198.18.50.1", "10.1.3.3", 443, 45000, proto=6,
+                packets=20_000, bytes=20_000_000, rate=10)]
+    write_lake(tmp_path / "big", flows=background() + cdn + big)
+    assert run(HeavyHitter, tmp_path / "big") == []
+    # without the pair conditions (one destination, spread over the hour) it would be reported
+    alerts = run(HeavyHitter, tmp_path, min_top_host_share=0.0, max_burst_share=1.0)
     assert sorted((a.window_start, s.role, s.value) for a in alerts for s in a.subjects if s.role != "host") == [
         (hour(11), "source", "198.18.50.0/24")]
     assert {a.window_start for a in alerts} == {hour(11)}  # the prefix, and the host rule's same finding

@@ -20,16 +20,17 @@ A heavy finding is reported only if it is new in two senses:
   the line only because the rest of the network went quiet (a backup's ACK
   stream in the night trough) is not new.
 
-A heavy hitter is also sustained: a finding whose busiest 5 minutes hold
-more than `max_burst_share` of its hour (one large download) is a burst and
-is not reported. And it is a new *pair*, not a whole network growing
-through the day nor a busy server: a prefix is reported only when one host
-behind it carries at least `min_top_host_share` of its bytes, and, for a
-source prefix, when that host sends that share of its bytes to one
-destination; a host only when one peer gets that share of its packets. A
-CDN or web server whose busy hour crosses the line sends to many clients
-and stays silent; a destination prefix may receive from many sources (a
-flood's victim is reported).
+A heavy hitter is also a sustained new *pair*, not a whole network growing
+through the day, a busy server, nor a burst. A prefix is reported only when
+one host behind it carries at least `min_top_host_share` of its bytes; a
+source prefix (and a host) only when that host sends that share of its
+bytes (hosts: packets) to one destination, and that pair is sustained: its
+busiest 5 minutes hold at most `max_burst_share` of the pair's hour. A
+destination prefix may receive from many sources (a flood's victim is
+reported) but must be sustained itself. So one large download is a burst,
+and a CDN whose hour crosses the line with a few unrelated downloads to
+many clients stays silent, while an upload streaming all hour is
+reported.
 
 Subjects: the prefix (role source/destination) with the hosts behind it
 that made it new (at least `min_share` of its bytes and a surge against
@@ -67,7 +68,7 @@ class HeavyHitter(Detector):
         top_hosts: int = Field(3, description="Heaviest hosts named inside a reported prefix.")
         min_top_host_share: float = Field(0.5, description="Report a prefix only if its heaviest host carries this share of its bytes; a host only if its heaviest peer gets this share of its packets (a new pair).")
         min_growth: float = Field(2.0, description="A new heavy hitter's own bytes or packets must also exceed its mean over the previous `novelty_reports` hours by k·σ and by this factor (steady ones whose share only rises when the network is quiet stay silent).")
-        max_burst_share: float = Field(0.5, description="Largest share of the hour's bytes (hosts: packets) its busiest 5 minutes may hold; above, a burst is not reported.")
+        max_burst_share: float = Field(0.5, description="Largest share of the hour its busiest 5 minutes may hold (a destination prefix's bytes; a source's or host's heaviest pair's bytes or packets); above, a burst is not reported.")
 
     PREFIXES = f"""
 WITH {TRAFFIC.strip()},
@@ -117,14 +118,12 @@ GROUP BY dst_ip ORDER BY m DESC, peer LIMIT 1
 
     def _sustained(self, ctx: Context, b: dt.datetime, side: str, key: str, h: dict) -> bool:
         if side == "host":
-            if not self._pair(ctx, b, h["via"], key, "pkts", h["pkts"]):
-                return False  # a busy server talking to many peers, not one new pair
-            q = self.BURST.format(measure="pkts", where="src_ip = :host")
-            r = ctx.query(q, start=b, end=ctx.bin_end(b), via=h["via"], host=key)[0]
-        else:
-            col = "src_ip" if side == "source" else "dst_ip"
-            q = self.BURST.format(measure="byts", where=f"{V4_KEY.format(c=col)} IN :keys")
-            r = ctx.query(q, start=b, end=ctx.bin_end(b), via=h["via"], keys=sorted(h["keys"]))[0]
+            return self._pair(ctx, b, h["via"], key, "pkts", h["pkts"])  # not a busy server talking to many peers
+        col = "src_ip" if side == "source" else "dst_ip"
+        q = self.BURST.format(measure="byts", where=f"{V4_KEY.format(c=col)} IN :keys")
+        return self._spread(ctx.query(q, start=b, end=ctx.bin_end(b), via=h["via"], keys=sorted(h["keys"]))[0])
+
+    def _spread(self, r: dict) -> bool:
         return bool(r["total"]) and r["busiest"] <= self.params.max_burst_share * r["total"]
 
     def detect(self, ctx: Context) -> list[Alert]:
@@ -185,9 +184,14 @@ GROUP BY dst_ip ORDER BY m DESC, peer LIMIT 1
         return alerts
 
     def _pair(self, ctx: Context, b: dt.datetime, via: str, host: str, measure: str, total: float) -> bool:
-        """The host's heaviest destination gets at least `min_top_host_share` of what it sent in the hour."""
-        peer = ctx.query(self.PEER.format(measure=measure), start=b, end=ctx.bin_end(b), via=via, host=host)
-        return bool(peer) and peer[0]["m"] >= self.params.min_top_host_share * total
+        """One destination gets `min_top_host_share` of what the host sent in the hour, and that pair is sustained
+        (several downloads from one server can add up over an hour; one pair's single transfer is still a burst)."""
+        end = ctx.bin_end(b)
+        peer = ctx.query(self.PEER.format(measure=measure), start=b, end=end, via=via, host=host)
+        if not peer or peer[0]["m"] < self.params.min_top_host_share * total:
+            return False
+        q = self.BURST.format(measure=measure, where="src_ip = :host AND dst_ip = :peer")
+        return self._spread(ctx.query(q, start=b, end=end, via=via, host=host, peer=peer[0]["peer"])[0])
 
     def _surge(self, value: float, past: list[float]) -> bool:
         """Far above the entity's own past hours (absent hours count as zero): mean + k·σ and `min_growth` × mean."""
@@ -222,7 +226,7 @@ GROUP BY dst_ip ORDER BY m DESC, peer LIMIT 1
         if not top or top[0]["byts"] < p.min_top_host_share * h["byts"]:
             return None
         if side == "source" and not self._pair(ctx, b, h["via"], top[0]["host"], "byts", top[0]["byts"]):
-            return None  # a server sending to many clients (CDN, web, mail relay) is busy, not anomalous
+            return None  # a server sending to many clients (CDN, web, mail relay), or one transfer: not a heavy pair
         # name only the hosts that made the prefix new: steady neighbours behind the same /24 are not involved
         series = self._host_series(ctx, col, h["via"], [t["host"] for t in top], min(past), end)
         top = [t for t in top if t["byts"] >= p.min_share * h["byts"]
