@@ -22,6 +22,10 @@ class DuckDBEngine(Engine):
     def __init__(self, location: str | Path, *, threads: int | None = None) -> None:
         self.location = str(location)
         self.con = duckdb.connect()
+        # Lake files never change once renamed into place, so their footers can be kept between
+        # queries: without this every query re-reads the footer of every file (union_by_name), about
+        # 140 ms per query on a 100 M-row day, and a detector runs hundreds of small queries.
+        self.con.execute("SET parquet_metadata_cache = true")
         if threads:
             self.con.execute(f"SET threads = {int(threads)}")
         if is_url(self.location):
