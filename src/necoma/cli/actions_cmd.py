@@ -11,7 +11,8 @@ from rich.table import Table
 from necoma.cli.common import console, fail, settings_from
 from necoma.protect.preview import summary
 
-app = typer.Typer(help="Countermeasures: list, preview, approve, reject, withdraw; propose from incidents; expire and reconcile.",
+app = typer.Typer(help="Countermeasures: list, preview, approve, reject, withdraw; propose from incidents or add by hand; "
+                       "expire and reconcile; enforcement points and their BGP speakers.",
                   no_args_is_help=True)
 
 
@@ -228,22 +229,39 @@ def propose(
 
 @app.command("expire")
 def expire(ctx: typer.Context) -> None:
-    """Withdraw every applied action whose TTL is over (run it from cron or a timer)."""
-    done = _protector(ctx).expire()
+    """Withdraw every applied action whose TTL is over (run it from cron or a timer).
+
+    When enforcing, the RPZ and nftables points also drop expired entries the store does not
+    know (left by a lost store or another necoma)."""
+    p = _protector(ctx)
+    done = p.expire()
     console.print(f"{len(done)} actions expired" + (": " + ", ".join(a.id for a in done) if done else ""), highlight=False)
+    purged, errors = p.purge()
+    _purged(purged, errors)
+    if errors:
+        raise typer.Exit(1)
+
+
+def _purged(purged: dict[str, list[str]], errors: list[str]) -> None:
+    for point, ids in purged.items():
+        console.print(f"{point}: dropped {len(ids)} expired entries: {', '.join(ids)}", highlight=False)
+    for e in errors:
+        console.print(f"[red]{e}[/]", highlight=False)
 
 
 @app.command("reconcile")
 def reconcile(ctx: typer.Context) -> None:
     """After a restart: make every point hold exactly the applied, unexpired actions.
 
-    Expires overdue actions, re-applies missing ones, withdraws necoma-owned rules that should not be
-    there, and marks as failed (after withdrawing them) applies that a stop interrupted."""
+    Expires overdue actions, drops expired RPZ/nftables entries (the store's or not), re-applies missing
+    ones, withdraws necoma-owned rules that should not be there, and marks as failed (after withdrawing
+    them) applies that a stop interrupted."""
     p = _protector(ctx)
     console.print(_mode(p.settings))
     rep = p.reconcile()
     console.print(f"expired {len(rep.expired)}, re-applied {len(rep.reapplied)}, withdrawn {len(rep.removed)}, "
                   f"interrupted applies marked failed {len(rep.interrupted)}", highlight=False)
+    _purged(rep.purged, [])
     for point, ids in rep.orphans.items():
         console.print(f"{point}: {len(ids)} installed rules unknown to this store (left alone): {', '.join(ids)}", highlight=False)
     for e in rep.errors:
@@ -304,3 +322,12 @@ def protect_stage(settings, incidents=None, alerts=None) -> list:
     console.print(actions_table([(o.action, o.decision, o.preview) for o in outcomes],
                                 f"protect: {len(outcomes)} proposals from {len(incidents)} incidents"))
     return outcomes
+
+
+# Commands kept in their own modules, on this group (they import this module's helpers when run).
+from necoma.cli import actions_add_cmd, actions_points_cmd  # noqa: E402
+
+app.command("add")(actions_add_cmd.add)
+app.command("points")(actions_points_cmd.points)
+app.command("init-point")(actions_points_cmd.init_point)
+app.add_typer(actions_points_cmd.speaker_app, name="speaker")

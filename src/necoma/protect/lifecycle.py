@@ -24,11 +24,13 @@ from necoma.protect.model import Action
 from necoma.protect.points import Points, router
 from necoma.protect.preview import exclusion, preview
 from necoma.protect.safety import problems
-from necoma.protect.store import ActionStore, TransitionError
+from necoma.protect.store import ENDED, ActionStore, Record, TransitionError
 
 
 # An apply takes seconds; an action still "approved" this long after its approval was interrupted.
 APPLY_GRACE_SECONDS = 300
+# drivers whose points keep entries past their expiry until told (`purge_expired`)
+PURGEABLE = frozenset({"rpz", "nftables"})
 
 
 class Refused(Exception):
@@ -52,6 +54,7 @@ class ReconcileReport:
     expired: list[str] = field(default_factory=list)
     interrupted: list[str] = field(default_factory=list)  # approved but never applied: marked failed
     orphans: dict[str, list[str]] = field(default_factory=dict)  # point -> installed ids the store does not know
+    purged: dict[str, list[str]] = field(default_factory=dict)  # point -> expired entries it dropped (see `purge`)
     errors: list[str] = field(default_factory=list)
 
 
@@ -93,20 +96,35 @@ class Protector:
         return outcomes
 
     def _propose_one(self, action: Action, inc: Incident, excluded: dict | None, who: str) -> Outcome:
-        try:
-            known = self.store.get(action.id)
+        action, known = self._identify(action)
+        if known:
             return Outcome(known.action, f"known ({known.action.state})", known.policy, known.preview)
-        except TransitionError:
-            pass
-        note = ""
-        if action.ttl_seconds > self.cfg.max_ttl_seconds:
-            note = f"TTL capped from {action.ttl_seconds}s to {self.cfg.max_ttl_seconds}s"
-            action = action.model_copy(update={"ttl_seconds": self.cfg.max_ttl_seconds})
+        why = f"playbook {action.playbook} for {inc.id} (rating {inc.rating}): {action.reason}"
+        return self._file(action, who, why, excluded, inc.confidence)
+
+    def _identify(self, action: Action) -> tuple[Action, Record | None]:
+        """The action's id, and the stored action already doing the same for the same incident, if one is
+        still proposed, approved, applied — or rejected: a person's "no" stands for that incident. One that
+        ended (expired, withdrawn, failed) does not block: the attack is back, so a new action is proposed
+        under the next generation's id (same content, new id, its own audit trail)."""
+        generation = 0
+        while True:
+            candidate = action.with_id(generation)
+            known = self.store.lookup(candidate.id)
+            if known is None:
+                return candidate, None
+            if known.action.state not in ENDED:
+                return candidate, known
+            generation += 1
+
+    def _file(self, action: Action, who: str, why: str, excluded: dict | None, confidence: str | None) -> Outcome:
+        """Store a new proposal with its preview; apply it now if a policy allows and nothing refuses."""
+        action, note = self._capped(action)
         view = preview(action, self.settings.lake_path, self.cfg, excluded, now=self.clock())
-        policy = pols.decide(action, self.policies, self.cfg, inc.confidence)
+        policy = pols.decide(action, self.policies, self.cfg, confidence)
         pname = f"policy:{policy.name}" if policy else None
-        self.store.add(action, who, f"playbook {action.playbook} for {inc.id} (rating {inc.rating}): {action.reason}"
-                       + (f" [{note}]" if note else ""), policy=policy.name if policy else None, preview=view, note=note)
+        self.store.add(action, who, why + (f" [{note}]" if note else ""), policy=policy.name if policy else None,
+                       preview=view, note=note)
         if policy is None or policy.decision == "person":
             why = f"waits for a person ({pname or 'no policy matched'})"
             self.store.remark(action.id, pname or who, why, note=why)
@@ -119,6 +137,39 @@ class Protector:
             return Outcome(action, why, pname, view)
         applied = self._approve_and_apply([action.id], pname, f"{policy.description or policy.name}")
         return Outcome(applied[0], f"{applied[0].state} ({pname})", pname, view)
+
+    def _capped(self, action: Action) -> tuple[Action, str]:
+        if action.ttl_seconds <= self.cfg.max_ttl_seconds:
+            return action, ""
+        note = f"TTL capped from {action.ttl_seconds}s to {self.cfg.max_ttl_seconds}s"
+        return action.model_copy(update={"ttl_seconds": self.cfg.max_ttl_seconds}), note
+
+    def file_by_hand(self, action: Action, who: str, incident: Incident | None = None) -> Outcome:
+        """An operator files an action (`necoma actions add`): the same preview, policy and safety as a
+        playbook's proposal, audited with the operator as its author. Refused at once, with every reason,
+        when no person could ever approve it (allow list, a rule matching everything, a too-wide blackhole)."""
+        if not who or who.startswith("policy:") or who == "necoma":
+            raise Refused("an action filed by hand carries its author's own name (not 'necoma' or 'policy:...')")
+        enforced = self.points.kinds(action.point)  # also refuses an unknown point
+        if action.kind not in enforced:
+            raise Refused(f"point {action.point} ({self.points.configs[action.point]['driver']}) enforces "
+                          f"{', '.join(sorted(enforced))}, not {action.kind}")
+        if incident is not None:
+            action = action.model_copy(update={"incident_id": incident.id, "rating": incident.rating})
+        action, known = self._identify(action.model_copy(update={"id": ""}))
+        if known:
+            return Outcome(known.action, f"known ({known.action.state})", known.policy, known.preview)
+        capped, _ = self._capped(action)
+        # capacity (max_rules_per_point) is checked at approval: rules may have expired by then
+        found = problems(capped.model_copy(update={"decided_by": who}), self.cfg, 0)
+        if found:
+            raise Refused("; ".join(found))
+        excluded = None
+        if incident is not None:
+            excluded = exclusion((incident.window_start, incident.window_end), [s.value for s in incident.subjects])
+        why = (f"filed by hand by {who}" + (f" for {incident.id} (rating {incident.rating})" if incident else "")
+               + f": {action.reason}")
+        return self._file(action, who, why, excluded, incident.confidence if incident else None)
 
     # -- deciding
     def approve(self, ids: list[str], who: str, why: str = "") -> list[Action]:
@@ -205,13 +256,39 @@ class Protector:
                 done.append(self.store.transition(a.id, "expired", "necoma", f"TTL of {a.ttl_seconds}s over"))
         return done
 
-    def reconcile(self) -> ReconcileReport:
-        """Make each point hold exactly the applied, unexpired actions: expire overdue, re-apply missing,
-        withdraw necoma-owned rules the store says should not be there."""
+    def purge(self, only: list[str] | None = None) -> tuple[dict[str, list[str]], list[str]]:
+        """Let the points drop what they hold past its own expiry: RPZ entries (the resolver knows no TTL),
+        nftables remnants whose set elements the kernel timed out. `expire` withdraws what the store knows;
+        this also catches what it no longer knows (a lost or replaced store, another necoma's leftovers),
+        which reconcile would otherwise leave alone forever. Removing an expired entry is always safe.
+        Only real points when enforcing: the dry-run file expires with the store, and a necoma that does not
+        enforce may not be allowed to run nft at all. BGP speakers hold no expiry: their orphans are reported.
+        Returns (point -> purged ids, errors)."""
+        purged: dict[str, list[str]] = {}
+        errors: list[str] = []
+        if self.points.dry_run:
+            return purged, errors
+        for point in only or list(self.points.configs):
+            if self.points.configs[point]["driver"] not in PURGEABLE:
+                continue
+            try:
+                gone = self.points.real(point).purge_expired()
+            except Exception as exc:
+                errors.append(f"{point}: purging expired entries failed: {exc}")
+                continue
+            if gone:
+                purged[point] = sorted(gone)
+        return purged, errors
+
+    def reconcile(self, only: list[str] | None = None) -> ReconcileReport:
+        """Make each point (or those in `only`) hold exactly the applied, unexpired actions: expire overdue,
+        purge expired leftovers, re-apply missing, withdraw necoma-owned rules the store says should not be there."""
         rep = ReconcileReport()
         rep.expired = [a.id for a in self.expire()]
         rep.interrupted = self._fail_interrupted(rep.errors)
-        for point in self.points.configs:
+        rep.purged, errors = self.purge(only)
+        rep.errors += errors
+        for point in only or list(self.points.configs):
             drv = self.points.driver(point)
             try:
                 have = drv.installed()

@@ -99,7 +99,7 @@ class Action(BaseModel):
     """One countermeasure and where it stands."""
 
     model_config = ConfigDict(extra="forbid")
-    id: str = ""  # filled from the content by `with_id` (same proposal -> same id, so re-proposing is idempotent)
+    id: str = ""  # filled from the content by `with_id` (same proposal -> same id while active, so re-proposing is idempotent)
     kind: Kind
     point: str  # enforcement point name, a key of [protect.points] in necoma.toml
     match: Match = Field(default_factory=Match)
@@ -127,8 +127,13 @@ class Action(BaseModel):
                 "params": self.params, "incident": self.incident_id}
         return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
-    def with_id(self) -> "Action":
-        return self if self.id else self.model_copy(update={"id": "act-" + self.content_key()[:16]})
+    def with_id(self, generation: int = 0) -> "Action":
+        """The id from the content. `generation` n > 0 names the n-th re-proposal of the same content after
+        the earlier ones ended (expired, withdrawn, failed): a recurring attack gets a fresh action."""
+        if not generation:
+            return self if self.id else self.model_copy(update={"id": "act-" + self.content_key()[:16]})
+        key = f"{self.content_key()}#{generation}".encode()
+        return self.model_copy(update={"id": "act-" + hashlib.sha256(key).hexdigest()[:16]})
 
 
 class DriverError(Exception):

@@ -48,6 +48,19 @@ class RecordedDryRun(DryRunDriver):
         self._save()
 
 
+def driver_kinds(driver: str, options: dict[str, Any]) -> frozenset[str]:
+    """What a driver of this name enforces, with these options."""
+    from necoma.protect.drivers.flowspec import BGP_KINDS
+    from necoma.protect.drivers.nft_rules import KINDS as NFT_KINDS
+    from necoma.protect.model import KINDS
+
+    return {
+        "dryrun": frozenset(KINDS), "nftables": NFT_KINDS, "gobgp": frozenset(BGP_KINDS),
+        "exabgp": frozenset(BGP_KINDS), "rpz": frozenset({"block_domain"}), "abuse": frozenset({"report_abuse"}),
+        "notify": frozenset({"notify"} if options.get("channel") == "announce" else {"notify", "advise"}),
+    }[driver]
+
+
 def point_configs(settings: Settings) -> dict[str, dict[str, Any]]:
     """name -> options (with `driver`); the built-in dry-run point when none is configured."""
     points = settings.protect.points or {BUILTIN_POINT: {"driver": "dryrun"}}
@@ -104,6 +117,17 @@ class Points:
             state = self.settings.data_dir / "protect-dryrun" / f"{point}.json"
             self._recorded[point] = RecordedDryRun(point, {"state_file": state})
         return self._recorded[point]
+
+    def kinds(self, point: str) -> frozenset[str]:
+        """The action kinds the point's configured driver enforces (known without building the driver,
+        which for a managed BGP point would start its speaker)."""
+        self._check(point)
+        opts = self.configs[point]
+        return driver_kinds(opts["driver"], opts)
+
+    def forget(self, point: str) -> None:
+        """Drop the built driver, so the next use builds it afresh (after its speaker was restarted)."""
+        self._drivers.pop(point, None)
 
     def real(self, point: str) -> Driver:
         """The point's configured driver (what enforcement uses)."""

@@ -31,6 +31,8 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "failed": frozenset(),
 }
 ACTIVE = ("proposed", "approved", "applied")
+# ended by time or by a failure, not by a person's "no": the same action may be proposed again (a new one)
+ENDED = ("expired", "withdrawn", "failed")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS actions (
@@ -117,6 +119,11 @@ class ActionStore:
         if len(rows) > 1:
             raise TransitionError(f"{action_id!r} names {len(rows)} actions; give more of the id")
         return self._record(rows[0])
+
+    def lookup(self, action_id: str) -> Record | None:
+        """By exact id; None when there is none."""
+        row = self.db.execute("SELECT body, policy, preview, note FROM actions WHERE id = ?", (action_id,)).fetchone()
+        return self._record(row) if row else None
 
     def find(self, states: tuple[str, ...] | None = None, point: str | None = None,
              incident: str | None = None) -> list[Record]:

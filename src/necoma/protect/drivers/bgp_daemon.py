@@ -14,6 +14,18 @@ import time
 from pathlib import Path
 
 
+def _is_ours(pid: int, name: str) -> bool:
+    """The pid is alive and runs our daemon: not a zombie whose parent has not reaped it yet (a stopped
+    speaker would look alive), nor an unrelated process that reused a stale pid file's number."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return True  # no /proc to ask (not Linux): trust the signal check
+    state = stat.rpartition(")")[2].split()[0]
+    return state not in ("Z", "X") and name in cmdline
+
+
 class ManagedDaemon:
     def __init__(self, name: str, run_dir: Path) -> None:
         self.name, self.run_dir = name, run_dir
@@ -27,9 +39,9 @@ class ManagedDaemon:
         try:
             pid = int(self.pidfile.read_text())
             os.kill(pid, 0)
-            return pid
         except (OSError, ValueError):
             return None
+        return pid if _is_ours(pid, self.name) else None
 
     def start(self, argv: list[str], env: dict[str, str] | None = None) -> bool:
         """Start it unless it runs already; True when started now."""

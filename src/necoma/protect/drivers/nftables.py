@@ -93,6 +93,23 @@ class NftablesDriver:
             self._run(self._sweep_lines(owned))
         return dead
 
+    def purge_expired(self) -> set[str]:
+        """The lifecycle's name for `sweep` (what every point with self-expiring entries offers)."""
+        return self.sweep()
+
+    def present(self) -> bool:
+        """Whether necoma's table exists at the point (created by the first apply or `init_table`)."""
+        r = self._exec(["list", "table", "inet", self.table])
+        if r.returncode == 0:
+            return True
+        if "No such file or directory" in r.stderr and "network namespace" not in r.stderr:
+            return False
+        raise DriverError(f"nftables point {self.name}: cannot read table {self.table}: {r.stderr.strip()}")
+
+    def init_table(self) -> None:
+        """Create the table and its two empty base chains (idempotent), e.g. to check the point before use."""
+        self._run(self._base())
+
     # -- internals -----------------------------------------------------------
 
     def _base(self) -> list[str]:
