@@ -24,7 +24,7 @@ def points(ctx: typer.Context) -> None:
     """List the enforcement points: driver, kinds, mode, condition, what each holds against the store.
 
     Missing actions are applied in the store but not at the point (run reconcile). Changes
-    nothing and starts no speaker. Exit 1 when a point is out of step or cannot be asked."""
+    nothing and starts no speaker. Exit 1 when a point is out of step, not ready or cannot be asked."""
     from necoma.cli.actions_cmd import _mode, _protector
     from necoma.protect.model import KINDS
     from necoma.protect.point_admin import describe
@@ -43,7 +43,7 @@ def points(ctx: typer.Context) -> None:
             diff.append(f"not applied in the store {_ids(v.extra)}")
         if v.error:
             diff.append(v.error)
-        trouble |= bool(diff)
+        trouble |= bool(diff) or not v.healthy
         t.add_row(v.name, v.driver, "all" if v.kinds == frozenset(KINDS) else ", ".join(sorted(v.kinds)), "dry run" if v.dry else "enforced", v.ready,
                   "?" if v.installed is None else str(len(v.installed)), str(len(v.applied)), "; ".join(diff) or "in step")
     console.print(t)

@@ -21,6 +21,7 @@ class PointView:
     kinds: frozenset[str]
     dry: bool  # new applies go to the recorded dry run (protect.enforce off, or driver dryrun)
     ready: str  # the real point's condition, in words
+    healthy: bool = True  # False: the point cannot work as it is (no zone file, cannot be asked)
     installed: set[str] | None = None  # what the point serving this mode holds (None: could not ask)
     applied: set[str] = field(default_factory=set)  # what the store says it should hold (applied, this mode)
     error: str | None = None
@@ -34,39 +35,40 @@ class PointView:
         return (self.installed or set()) - self.applied
 
 
-def readiness(protector, name: str) -> str:
-    """The real point's condition in one line (without changing it)."""
+def readiness(protector, name: str) -> tuple[str, bool]:
+    """The real point's condition in one line (without changing it), and whether it can work as it is."""
     opts = protector.points.configs[name]
     kind = opts["driver"]
     try:
         if kind == "rpz":
             drv = protector.points.real(name)
             if not drv.path.exists():
-                return f"zone file {drv.path} missing: the resolver will not start; run init-point"
-            return f"zone {drv.zone} in {drv.path}"
+                return f"zone file {drv.path} missing: the resolver will not start; run init-point", False
+            return f"zone {drv.zone} in {drv.path}", True
         if kind == "nftables":
             drv = protector.points.real(name)
             where = f" in netns {drv.netns}" if drv.netns else ""
             return (f"table inet {drv.table}{where} present" if drv.present()
-                    else f"table inet {drv.table}{where} not created yet (the first apply or init-point creates it)")
+                    else f"table inet {drv.table}{where} not created yet (the first apply or init-point creates it)"), True
         if kind in speakers.BGP_DRIVERS:
             d = speakers.daemon(protector.points, name)
             if d is None:
-                return f"operator's gobgpd at {opts.get('api_host', '127.0.0.1')}:{opts.get('api_port', 50051)}"
+                return f"operator's gobgpd at {opts.get('api_host', '127.0.0.1')}:{opts.get('api_port', 50051)}", True
             pid = d.pid()
-            return f"{d.name} running, pid {pid}" if pid else f"{d.name} not running (init-point or speaker start)"
+            return (f"{d.name} running, pid {pid}", True) if pid else \
+                (f"{d.name} not running (init-point or speaker start)", False)
         if kind == "dryrun":
-            return "records only: nothing is installed anywhere"
-        return f"{kind}: sends as it applies; holds what it sent until the TTL"
+            return "records only: nothing is installed anywhere", True
+        return f"{kind}: sends as it applies; holds what it sent until the TTL", True
     except (DriverError, ValueError, OSError) as exc:
-        return f"cannot check: {exc}"
+        return f"cannot check: {exc}", False
 
 
 def describe(protector) -> list[PointView]:
     points, out = protector.points, []
     for name, opts in points.configs.items():
         dry = points.dry(name)
-        view = PointView(name, opts["driver"], points.kinds(name), dry, readiness(protector, name))
+        view = PointView(name, opts["driver"], points.kinds(name), dry, *readiness(protector, name))
         view.applied = {r.action.id for r in protector.store.find(("applied",), point=name) if r.action.dry_run == dry}
         out.append(view)
         if not dry and opts["driver"] in speakers.BGP_DRIVERS:
