@@ -296,3 +296,22 @@ def test_concurrent_necoma_processes_do_not_lose_each_others_actions(lab):
             for i in range(6)}
     assert peer.wait_received(want) == want
     assert driver.installed() == {a.id for a in mine + theirs}
+
+
+def test_speaker_status_reads_sessions_and_announcements_without_starting(lab, tmp_path):
+    """`necoma actions speaker status` for both speakers: the pid from run_dir, the session as the speaker
+    reports it, what it announces; a point whose speaker is down is reported down, not started."""
+    from necoma.config import ProtectSettings, Settings
+    from necoma.protect import speakers
+    from necoma.protect.points import Points
+
+    name, driver, peer, options = lab
+    points = Points(Settings(data_dir=tmp_path, protect=ProtectSettings(enforce=True, points={
+        "edge": {"driver": name, **options}, "down": {"driver": name, **options, "run_dir": str(tmp_path / "down")}})))
+    driver.apply([NTP])
+    st = speakers.status(points, "edge")
+    assert st.managed and st.pid == driver.daemon.pid() and st.error is None
+    assert st.sessions == [(PEER_ADDRESS, "established")]
+    assert st.announced == {NTP.id}
+    down = speakers.status(points, "down")
+    assert down.pid is None and down.announced is None and not (tmp_path / "down").exists()
