@@ -9,6 +9,7 @@ import asyncio
 import errno
 import ipaddress
 import logging
+import os
 import socket
 import time
 from dataclasses import dataclass
@@ -114,10 +115,16 @@ class UdpEndpoint:
         self.loop = loop
         self.sock = sock
         self.decoder = decoder
+        self.paused = False
+        host, port = sock.getsockname()[:2]
+        self.name = f"{decoder.protocol} udp {ListenAddress(host, port)}"
+        self._inode = os.fstat(sock.fileno()).st_ino
+        self._final_drops: int | None = None  # read just before the socket closes
         loop.add_reader(sock.fileno(), self._ready)
 
     def _ready(self, budget: int = UDP_BUDGET) -> int:
         recv, feed = self.sock.recvfrom, self.decoder.feed
+        now = time.time()  # once per burst: these datagrams were all waiting in the kernel already
         n = 0
         while n < budget:
             try:
@@ -129,19 +136,54 @@ class UdpEndpoint:
                 continue
             n += 1
             try:
-                feed(data, peer[0], time.time())
+                feed(data, peer[0], now)
             except Exception:  # decoders never raise by contract; if one does, count and go on
                 log.exception("%s decoder raised on a datagram from %s", self.decoder.protocol, peer[0])
                 self.decoder.stats.of(peer[0]).rejected["decoder error"] += 1
         return n
 
+    def pause(self) -> None:
+        """Stop reading (back-pressure): datagrams wait in the kernel buffer, then the kernel drops them."""
+        if not self.paused:
+            self.paused = True
+            self.loop.remove_reader(self.sock.fileno())
+
+    def resume(self) -> None:
+        if self.paused:
+            self.paused = False
+            self.loop.add_reader(self.sock.fileno(), self._ready)
+
+    def kernel_drops(self) -> int:
+        """Datagrams the kernel dropped for this socket (buffer full), from /proc/net/udp[6]; -1 if unknown."""
+        if self._final_drops is not None:
+            return self._final_drops
+        return socket_drops(self._inode, self.sock.family)
+
     def close(self) -> None:
         """Stop, after reading what the kernel already holds: it was received before the stop."""
-        self.loop.remove_reader(self.sock.fileno())
+        if not self.paused:
+            self.loop.remove_reader(self.sock.fileno())
         # Bounded: enough for a full 64 MiB buffer of small datagrams, yet a sender
         # that keeps flooding cannot hold the shutdown forever.
         self._ready(budget=UDP_CLOSE_BUDGET)
+        self._final_drops = self.kernel_drops()
         self.sock.close()
+
+
+def socket_drops(inode: int, family: socket.AddressFamily) -> int:
+    """The kernel's drop counter of the UDP socket with this inode (last column of /proc/net/udp)."""
+    path = "/proc/net/udp6" if family == socket.AF_INET6 else "/proc/net/udp"
+    want = str(inode)
+    try:
+        with open(path) as fh:
+            next(fh, None)
+            for line in fh:
+                f = line.split()
+                if len(f) > 12 and f[9] == want:
+                    return int(f[-1])
+    except OSError:
+        pass
+    return -1
 
 
 class TcpSyslogEndpoint:

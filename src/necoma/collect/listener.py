@@ -1,10 +1,15 @@
 """The live collector: listeners → decoders → lake, with a status file and metrics.
 
 One asyncio loop receives on every endpoint and feeds the decoders. Every
-`flush_seconds` the loop drains the decoders (cheap: it hands over column
-buffers) and a single writer thread turns the batch into Parquet files, so
-reception never waits for the disk. SIGTERM and SIGINT stop reception, read
-what the kernel already holds, and flush everything before exit.
+DRAIN_SECONDS the loop drains the decoders (they bulk-decode what was fed);
+once `lake.batch_rows` rows are buffered, or `flush_seconds` have passed, the
+batch goes to a single writer thread that turns it into Parquet files
+(Arrow and zstd release the GIL), so reception never waits for the disk.
+Rows held for the lake are capped (`collect.max_buffered_rows`): above the
+cap the UDP readers pause until the writer catches up, and what the kernel
+then drops is counted per socket (`kernel_drops`), never silent. SIGTERM and
+SIGINT stop reception, read what the kernel already holds, and flush
+everything before exit.
 """
 from __future__ import annotations
 
@@ -32,7 +37,8 @@ from necoma.lake.writer import LakeWriter
 log = logging.getLogger(__name__)
 
 PROTOCOLS = ("netflow", "sflow", "syslog")
-DRAIN_SECONDS = 1.0  # decoders are drained this often; the lake is written every flush_seconds
+DRAIN_SECONDS = 0.25  # decoders are drained this often (short pauses in reception)
+RESUME_FRACTION = 0.5  # paused readers resume once buffered rows fall below this share of the cap
 MAX_RETRY_BATCHES = 100  # failed lake writes kept for retry; older ones are dropped, counted in the log
 
 
@@ -88,6 +94,13 @@ class Collector:
         self.state = "starting"
         self._w = _WriteState()
         self._batch: list[tuple[str, pa.Table]] = []  # drained, not yet handed to the writer
+        self._batch_rows = 0
+        self._inflight_rows = 0  # handed to the writer, not yet written
+        self._writes: set[asyncio.Future] = set()
+        self._udp: list[UdpEndpoint] = []
+        self._paused_since: float | None = None
+        self.pauses = 0
+        self.paused_seconds = 0.0
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lake-writer")
 
     # ------------------------------------------------------------ lifecycle
@@ -127,6 +140,7 @@ class Collector:
                 await t.close(grace=0)
             self._pool.shutdown()
             raise
+        self._udp = udp
         if udp:
             got = min(ep.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) for ep in udp)
             if got < UDP_RCVBUF:  # Linux reports twice the usable size
@@ -170,19 +184,19 @@ class Collector:
         stop.set()
 
     async def _flush_loop(self, stop: asyncio.Event) -> None:
-        # Drain every DRAIN_SECONDS but write every flush_seconds: a drain runs in
-        # the loop thread (decoders are not thread-safe) and bulk-decodes what was
-        # fed, so many small drains keep each pause in reception short.
+        # Drain often (a drain runs in the loop thread: decoders are not thread-safe),
+        # hand a batch to the writer when it is big enough or old enough.
         loop = asyncio.get_running_loop()
         tick = min(DRAIN_SECONDS, self.cs.flush_seconds)
         last_write = loop.time()
         while not stop.is_set():
             await asyncio.sleep(tick)
-            if loop.time() - last_write >= self.cs.flush_seconds - tick / 2:
+            self._drain()
+            due = loop.time() - last_write >= self.cs.flush_seconds - tick / 2
+            if due or self._batch_rows >= self.settings.lake.batch_rows:
                 last_write = loop.time()
-                await self.flush()
-            else:
-                self._drain()
+                self._submit()
+            self._apply_backpressure()
 
     def _drain(self, final: bool = False) -> None:
         now = time.time()
@@ -194,16 +208,53 @@ class Collector:
             except Exception:  # a decoder bug must not stop collection of the others
                 log.exception("%s decoder failed to drain", proto)
                 continue
-            self._batch.extend((name, t) for name, t in tables.items() if t.num_rows)
+            for name, t in tables.items():
+                if t.num_rows:
+                    self._batch.append((name, t))
+                    self._batch_rows += t.num_rows
+
+    def _submit(self) -> asyncio.Future:
+        """Hand the drained batch to the writer thread (writes run one at a time, in order)."""
+        batch, rows = self._batch, self._batch_rows
+        self._batch, self._batch_rows = [], 0
+        self._inflight_rows += rows
+        fut = asyncio.get_running_loop().run_in_executor(self._pool, self._write, batch, self.status())
+        self._writes.add(fut)
+        fut.add_done_callback(lambda f, rows=rows: self._written(f, rows))
+        return fut
+
+    def _written(self, fut: asyncio.Future, rows: int) -> None:
+        self._writes.discard(fut)
+        self._inflight_rows -= rows
+        if not fut.cancelled() and fut.exception() is not None:
+            log.error("lake writer failed: %s", fut.exception())
+        self._apply_backpressure()
+
+    def buffered_rows(self) -> int:
+        """Decoded rows held in memory for the lake: drained, in the writer's queue, or awaiting retry."""
+        return self._batch_rows + self._inflight_rows + sum(t.num_rows for _, t in list(self._w.retry))
+
+    def _apply_backpressure(self) -> None:
+        held, cap = self.buffered_rows(), self.cs.max_buffered_rows
+        if self._paused_since is None and held >= cap and self.state == "running":
+            self._paused_since = time.monotonic()
+            self.pauses += 1
+            log.warning("%d rows wait for the lake (cap %d): reception paused until the writer catches up; "
+                        "datagrams the kernel drops meanwhile are counted as kernel_drops", held, cap)
+            for ep in self._udp:
+                ep.pause()
+        elif self._paused_since is not None and held < cap * RESUME_FRACTION:
+            self.paused_seconds += time.monotonic() - self._paused_since
+            self._paused_since = None
+            for ep in self._udp:
+                ep.resume()
 
     async def flush(self, final: bool = False) -> None:
-        """Drain every decoder in the loop thread; write the batch in the writer thread."""
+        """Drain every decoder in the loop thread; write the batch, and all before it, in the writer thread."""
         self._drain(final)
-        batch, self._batch = self._batch, []
-        status = self.status()
-        loop = asyncio.get_running_loop()
-        # Shielded: a cancelled flush loop must not abandon a write half-way.
-        await asyncio.shield(loop.run_in_executor(self._pool, self._write, batch, status))
+        self._submit()
+        # Shielded: a cancelled flush must not abandon a write half-way.
+        await asyncio.shield(asyncio.gather(*self._writes, return_exceptions=True))
 
     def _write(self, batch: list[tuple[str, pa.Table]], status: dict) -> None:
         """Writer thread: Parquet files, then the status file that counts them."""
@@ -229,6 +280,8 @@ class Collector:
         w.flushes += 1
         w.last_flush_seconds = round(time.perf_counter() - t0, 6)
         status.update(self._write_counters())
+        # Writes run in order, so everything submitted up to this batch is written or awaits retry.
+        status["buffered_rows"] = status["pending_rows"]
         try:
             write_status(self.stats_file, status)
         except OSError as exc:
@@ -242,13 +295,21 @@ class Collector:
                 "last_flush_seconds": w.last_flush_seconds,
                 "pending_rows": sum(t.num_rows for _, t in list(w.retry))}
 
+    def _intake(self) -> dict:
+        """Reception health: back-pressure and what the kernel dropped per UDP socket."""
+        paused = self.paused_seconds
+        if self._paused_since is not None:
+            paused += time.monotonic() - self._paused_since
+        return {"buffered_rows": self.buffered_rows(), "pauses": self.pauses, "paused_seconds": round(paused, 3),
+                "kernel_drops": {ep.name: ep.kernel_drops() for ep in self._udp}}
+
     def status(self) -> dict:
         """Snapshot of every counter, taken in the loop thread (decoders are not shared with the writer)."""
         return {
             "pid": os.getpid(), "state": self.state, "started": self.started, "updated": time.time(),
             "lake": str(self.settings.lake_path), "listening": self.listening,
             "protocols": {p: d.stats.as_dict() for p, d in self.decoders.items()},
-            **self._write_counters(),
+            **self._write_counters(), **self._intake(),
         }
 
 

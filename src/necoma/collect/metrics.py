@@ -78,7 +78,14 @@ def render_metrics(status: dict) -> str:
     family("rows_written_total", "counter", "Rows written to the lake, by table.")
     for table, n in sorted(status.get("rows_written", {}).items()):
         out.append(f'necoma_collect_rows_written_total{{table="{_label(table)}"}} {n}')
+    family("kernel_drops_total", "counter",
+           "Datagrams the kernel dropped for a UDP listener because its receive buffer was full.")
+    for listen, n in sorted(status.get("kernel_drops", {}).items()):
+        out.append(f'necoma_collect_kernel_drops_total{{listen="{_label(listen)}"}} {n}')
     for name, kind, help_ in [
+        ("buffered_rows", "gauge", "Decoded rows held in memory for the lake (capped by collect.max_buffered_rows)."),
+        ("pauses_total", "counter", "Times reception paused because the lake writer fell behind."),
+        ("paused_seconds", "gauge", "Seconds reception has spent paused for the lake writer."),
         ("flushes_total", "counter", "Flushes to the lake."),
         ("write_errors_total", "counter", "Lake writes that failed (their rows are retried at the next flush)."),
         ("pending_rows", "gauge", "Rows whose lake write failed, waiting to be retried."),
