@@ -16,7 +16,7 @@ def test_run_prints_and_stores_alerts(tmp_path):
     generate("mixed", 1, data / "demo", scale=0.1, history_hours=2)
     cfg = tmp_path / "necoma.toml"
     cfg.write_text(f'data_dir = "{data}"\n')
-    res = CliRunner().invoke(app, ["-c", str(cfg), "run"], env={"COLUMNS": "200"})
+    res = CliRunner().invoke(app, ["-c", str(cfg), "run", "--no-serve"], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
     assert "analysis:" in res.output and "alerts" in res.output
     rows = {ln.split("│")[1].strip(): ln for ln in res.output.splitlines() if ln.startswith("│")}
@@ -25,5 +25,5 @@ def test_run_prints_and_stores_alerts(tmp_path):
     stored = load_alerts(Settings(data_dir=data).lake_path)
     assert {a.detector for a in stored} >= {"zeus_dga", "ntp_amplifier"}
     # a second run stores nothing new (alert ids are content hashes)
-    again = CliRunner().invoke(app, ["-c", str(cfg), "run"], env={"COLUMNS": "200"})
+    again = CliRunner().invoke(app, ["-c", str(cfg), "run", "--no-serve"], env={"COLUMNS": "200"})
     assert again.exit_code == 0 and "(0 new)" in again.output
