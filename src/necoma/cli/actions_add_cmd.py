@@ -72,21 +72,19 @@ def add(
     if out.decision.startswith("known"):
         console.print(f"{out.action.id}: the same action is already {out.action.state}; nothing filed", highlight=False)
         return
-    console.print(actions_table([(out.action, out.decision, out.preview)], "filed by hand"))
+    shown, decision = out.action, out.decision
+    if approve and out.action.state == "proposed":
+        try:
+            (shown,) = p.approve([out.action.id], who, why or reason)
+        except (Refused, TransitionError) as exc:
+            fail(f"filed as {out.action.id}, but not approved:\n{exc}")
+        decision = p.store.audit(shown.id)[-1].why
+    console.print(actions_table([(shown, decision, out.preview)], f"filed by hand by {who}"))
     if out.preview and not out.preview.get("excluded") and out.preview.get("applies"):
         console.print("preview: no --incident, so every matching flow or query counts, the attack's own too",
                       highlight=False)
-    if approve and out.action.state == "proposed":
-        try:
-            done = p.approve([out.action.id], who, why or reason)
-        except (Refused, TransitionError) as exc:
-            fail(f"filed as {out.action.id}, but not approved:\n{exc}")
-        a = done[0]
-        console.print(f"{a.id}: {a.state}" + (f", expires {a.expires_at:%Y-%m-%d %H:%M:%S} UTC" if a.state == "applied" else ""),
-                      highlight=False)
-        if a.state == "failed":
-            console.print(p.store.audit(a.id)[-1].why, highlight=False, markup=False)
-            raise typer.Exit(1)
+    if shown.state == "failed":
+        raise typer.Exit(1)
 
 
 class _Step:

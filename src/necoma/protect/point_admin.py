@@ -43,13 +43,12 @@ def readiness(protector, name: str) -> tuple[str, bool]:
         if kind == "rpz":
             drv = protector.points.real(name)
             if not drv.path.exists():
-                return f"zone file {drv.path} missing: the resolver will not start; run init-point", False
-            return f"zone {drv.zone} in {drv.path}", True
+                return "zone file missing: run init-point (the resolver will not start without it)", False
+            return "zone file present", True
         if kind == "nftables":
             drv = protector.points.real(name)
-            where = f" in netns {drv.netns}" if drv.netns else ""
-            return (f"table inet {drv.table}{where} present" if drv.present()
-                    else f"table inet {drv.table}{where} not created yet (the first apply or init-point creates it)"), True
+            return ("table present" if drv.present()
+                    else "no table yet (init-point or the first apply creates it)"), True
         if kind in speakers.BGP_DRIVERS:
             d = speakers.daemon(protector.points, name)
             if d is None:
