@@ -8,7 +8,6 @@ ExaBGP as necoma's speaker.
 """
 from __future__ import annotations
 
-import datetime as dt
 import os
 import subprocess
 import tempfile
