@@ -65,7 +65,7 @@ def live(datagrams: list[bytes], passes: int, rate: float, expected: int) -> Non
     import threading
 
     sys.path.insert(0, str(REPO / "bench"))
-    from bench_collect_vs_nfcapd import RCVBUF, cpu_seconds, free_udp_port, peak_rss_mib, wait_idle, wait_rusage
+    from bench_collect_vs_nfcapd import RCVBUF, cpu_seconds, free_udp_port, peak_rss_mib, stop_and_reap, wait_idle
 
     # Not bench_collect_vs_nfcapd.send_paced: it rewrites a v9 sequence number at offset 12,
     # where sFlow has the sub-agent id. Sent unchanged instead.
@@ -101,8 +101,7 @@ def live(datagrams: list[bytes], passes: int, rate: float, expected: int) -> Non
         secs = send(port)
         wait_idle(proc.pid)
         rss = peak_rss_mib(proc.pid)
-        proc.send_signal(signal.SIGTERM)
-        cpu = wait_rusage(proc, 120)
+        cpu = stop_and_reap(proc, signal.SIGTERM, 120)
         info = subprocess.run(["nfdump", "-R", str(out), "-I"], capture_output=True, text=True).stdout
         stored = next((int(line.split()[1]) for line in info.splitlines() if line.startswith("Flows:")), 0)
         results["sfcapd"] = (stored, cpu - cpu0, rss, secs)
@@ -122,8 +121,7 @@ def live(datagrams: list[bytes], passes: int, rate: float, expected: int) -> Non
         secs = send(port)
         wait_idle(proc.pid)
         rss = peak_rss_mib(proc.pid)
-        proc.send_signal(signal.SIGTERM)
-        cpu = wait_rusage(proc, 300)
+        cpu = stop_and_reap(proc, signal.SIGTERM, 300)
         from necoma.lake import connect
 
         stored = connect(data / "lake").execute("SELECT count(*) FROM packets").fetchone()[0]
