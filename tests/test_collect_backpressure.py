@@ -11,6 +11,7 @@ import time
 
 from necoma.collect import listener
 from necoma.collect.endpoints import open_udp_socket
+from necoma.collect.metrics import render_metrics
 from necoma.config import Settings
 from necoma.lake.writer import LakeWriter
 
@@ -73,3 +74,20 @@ def test_stalled_writer_pauses_reception_and_every_datagram_is_accounted(tmp_pat
     # Memory: the cap, plus what one drain can add before the check runs.
     assert peak["buffered"] < CAP + 2_000
     assert status["buffered_rows"] == 0
+    text = render_metrics(status)
+    assert f'necoma_collect_kernel_drops_total{{listen="syslog udp 127.0.0.1:{port}"}} {drops}' in text
+    assert "necoma_collect_pauses_total 1" in text or status["pauses"] > 1
+
+
+def test_warm_up_samples_decode_cleanly():
+    # The warm-up must exercise the real bulk decode (its failures are only logged at debug).
+    from necoma.collect.warm_up import SAMPLES
+
+    cs = Settings().collect
+    for proto, sample in SAMPLES.items():
+        dec = listener.make_decoder(proto, cs)
+        dec.feed(sample(), "127.0.0.1", time.time())
+        tables = dec.drain(time.time())
+        st = dec.stats.of("127.0.0.1")
+        assert st.records == 1 and not st.rejected, (proto, st)
+        assert sum(t.num_rows for t in tables.values()) == 1
