@@ -11,6 +11,7 @@ PKGS=(
   iputils-ping            # ICMP probes in the nftables namespace lab
   bsdutils                # `logger`: the real syslog sender of tests/test_syslog_exporters.py (Essential, listed to be explicit)
   gobgpd                  # protect: GoBGP speaker for FlowSpec/RTBH points, and the BGP peer the tests announce to
+  openjdk-17-jre-headless # Java for the Spark engine (pyspark) and the standalone Spark cluster tests/test_analyze_cluster.py starts
 )
 missing=()
 for p in "${PKGS[@]}"; do
