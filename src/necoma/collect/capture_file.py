@@ -177,20 +177,20 @@ class CaptureReader:
     # -- classic pcap -----------------------------------------------------------------
     def _walk_pcap(self, data: bytes, pos: int) -> tuple[FrameBatch | None, int]:
         limit = max(self._snaplen, MAX_RECORD)
-        little = self._order == "<"
         n = len(data)
         recs: list[int] = []
         ap = recs.append
-        while pos + 16 <= n:
-            incl = int.from_bytes(data[pos + 8 : pos + 12], "little" if little else "big")
-            if incl > limit:
-                self._stop(f"record {self.frames + len(recs) + 1} at byte {self._pos + pos} claims {incl}"
-                           f" captured bytes (more than {limit}): the file is damaged from there on")
-                break
-            if pos + 16 + incl > n:
+        incl_at = struct.Struct(self._order + "I").unpack_from  # the only per-record Python work
+        last = n - 16  # a record header must fit
+        while pos <= last:
+            (incl,) = incl_at(data, pos + 8)
+            if incl > limit or pos + 16 + incl > n:
                 break
             ap(pos)
             pos += 16 + incl
+        if pos <= last and incl > limit:
+            self._stop(f"record {self.frames + len(recs) + 1} at byte {self._pos + pos} claims {incl}"
+                       f" captured bytes (more than {limit}): the file is damaged from there on")
         buf = np.frombuffer(data, np.uint8)
         rec = np.array(recs, np.int64)
         # all 16-byte record headers in one gather, then viewed as four 32-bit fields

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 
 from necoma.collect.dns_wire import parse_messages
 from necoma.collect.rejects import Rejects
-from necoma.collect.wire import ipv4_text, ipv6_text, scatter_strings, u8, u16, u32
+from necoma.collect.wire import key_text, repeated, scatter_strings, u8, u16, u32
 from necoma.schemas import DNS, PACKETS, TS
 
 ETH, NULL, LOOP, SLL, SLL2 = 1, 0, 108, 113, 276
@@ -88,7 +88,7 @@ def decode_frames(buf: np.ndarray, offsets: np.ndarray, caplens: np.ndarray, wir
     m = len(rows)
     times = pa.array(np.asarray(times_us, np.int64)[rows], TS)
     rate = np.broadcast_to(np.asarray(sampling_rate, np.int64), (n,))[rows]
-    src_ip, dst_ip = _addresses(buf, f, m)
+    src_ip, dst_ip = _addresses(f)
 
     def col(values, typ, valid=None):
         return pa.array(values, typ, mask=None if valid is None else ~valid)
@@ -106,7 +106,7 @@ def decode_frames(buf: np.ndarray, offsets: np.ndarray, caplens: np.ndarray, wir
         col(f["ntp_mode"], pa.uint8(), f["ntp"]), col(f["ntp_req"], pa.uint8(), f["ntp7"]),
         _const(source, m),
     ], schema=PACKETS)
-    dns = _dns_table(dns_rows, packets, source) if dns_rows is not None else DNS.empty_table()
+    dns = _dns_table(dns_rows, packets, f, source) if dns_rows is not None else DNS.empty_table()
     return DecodedFrames(packets, dns, rejects, skipped, f["tos"], f["keys"], truncated)
 
 
@@ -303,15 +303,10 @@ def _ntp(buf, f, rejects, frame_base, rows) -> None:
     f["ntp_req"] = np.where(f["ntp7"], u8(buf, f["payload"] + 3), 0)
 
 
-def _addresses(buf, f, m):
-    is4, l3 = f["is4"], f["l3"]
-    i4, i6 = np.flatnonzero(is4), np.flatnonzero(~is4)
-    out = []
-    for col, at6 in ((1, 8), (3, 24)):
-        v4 = ipv4_text((f["keys"][i4, col] & 0xFFFFFFFF).astype(np.uint32))  # the flow key holds it
-        v6 = ipv6_text(buf[(l3[i6] + at6)[:, None] + np.arange(16)]) if len(i6) else pa.array([], pa.string())
-        out.append(scatter_strings([(i4, v4), (i6, v6)], m) if len(i6) else v4)
-    return out
+def _addresses(f: dict) -> list[pa.StringArray]:
+    """src_ip, dst_ip text from the numeric flow keys (each format done once, with numpy)."""
+    k = f["keys"]
+    return [key_text(k[:, 0], k[:, 1], f["is4"]), key_text(k[:, 2], k[:, 3], f["is4"])]
 
 
 def _take(data, idx: np.ndarray):
@@ -322,22 +317,26 @@ def _take(data, idx: np.ndarray):
 
 
 def _const(value: str, n: int) -> pa.Array:
-    return pa.repeat(pa.scalar(value, pa.string()), n)
+    return repeated(value, n)
 
 
-def _dns_table(d: dict, packets: pa.Table, source: str) -> pa.Table:
+def _dns_table(d: dict, packets: pa.Table, f: dict, source: str) -> pa.Table:
     """One `dns` row per message whose header and question decoded; client = the asker."""
-    p = _take(packets.select(["time", "src_ip", "dst_ip", "src_port", "dst_port", "dns_id", "dns_qname",
+    p = _take(packets.select(["time", "src_port", "dst_port", "dns_id", "dns_qname",
                               "dns_qtype", "dns_is_response", "dns_rcode"]), d["row"])
-    resp = p.column("dns_is_response").to_numpy(zero_copy_only=False)
+    resp = f["dns_qr"][d["row"]]
     is_resp = pa.array(resp)
+    # client and server are formatted from the numeric keys, which is cheaper than
+    # choosing between two text columns row by row
+    k, is4 = f["keys"][d["row"]], f["is4"][d["row"]]
+    r = resp[:, None]
+    client, server = np.where(r, k[:, 2:], k[:, :2]), np.where(r, k[:, :2], k[:, 2:])
     n = len(d["row"])
     return pa.Table.from_arrays([
         p.column("time"),
-        pc.if_else(is_resp, p.column("dst_ip"), p.column("src_ip")),
-        pc.if_else(is_resp, p.column("src_ip"), p.column("dst_ip")),
+        key_text(client[:, 0], client[:, 1], is4), key_text(server[:, 0], server[:, 1], is4),
         pc.if_else(is_resp, p.column("dst_port"), p.column("src_port")),
-        pa.array(["udp", "tcp"]).take(pa.array(d["tcp"].astype(np.int8))),
+        pa.array(["udp", "tcp"]).take(pa.array(d["tcp"].astype(np.int8))) if d["tcp"].any() else _const("udp", n),
         p.column("dns_id"), p.column("dns_qname"), p.column("dns_qtype"),
         pa.array(d["qclass"], pa.uint16()), p.column("dns_is_response"),
         p.column("dns_rcode"), pa.array(d["ancount"], pa.uint16()), d["answers"],

@@ -51,15 +51,40 @@ def strings_from_bytes(data: np.ndarray, lengths: np.ndarray, valid: np.ndarray 
     )
 
 
-def ipv4_text(addr: np.ndarray) -> pa.StringArray:
-    """Dotted quads for uint32 addresses; each distinct address is formatted once, by Arrow kernels."""
+def _octet_words(dot: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per octet value: its digits (plus a dot) as a little-endian, zero-padded uint32, and the length."""
+    words = np.zeros(256, np.uint32)
+    lens = np.zeros(256, np.int32)
+    for i in range(256):
+        text = (str(i) + ("." if dot else "")).encode()
+        words[i], lens[i] = int.from_bytes(text.ljust(4, b"\0"), "little"), len(text)
+    return words, lens
+
+
+_OCTET_DOT, _OCTET_DOT_LEN = _octet_words(True)
+_OCTET, _OCTET_LEN = _octet_words(False)
+
+
+def ipv4_text(addr: np.ndarray, *, repeats: bool = False) -> pa.StringArray:
+    """Dotted quads for uint32 addresses, built in numpy: each row is four table words
+    (digits and dot, zero padded) whose zero bytes one boolean mask drops; digits are
+    never zero bytes. With `repeats` (client addresses, say) each distinct address is
+    formatted once, found by Arrow's hash table rather than a sort."""
     a = np.asarray(addr, np.uint32)
-    if len(a) == 0:
-        return pa.array([], pa.string())
-    uniq, inverse = np.unique(a, return_inverse=True)
-    octets = [pc.cast(pa.array(((uniq >> s) & 0xFF).astype(np.uint8)), pa.string()) for s in (24, 16, 8, 0)]
-    text = pc.binary_join_element_wise(*octets, ".")
-    return text if len(uniq) == len(a) and (uniq == a).all() else text.take(pa.array(inverse.ravel()))
+    n = len(a)
+    if repeats and n > 1024:
+        enc = pc.dictionary_encode(pa.array(a))
+        if 2 * len(enc.dictionary) < n:
+            return ipv4_text(enc.dictionary.to_numpy()).take(enc.indices)
+    o = [(a >> np.uint32(s)) & np.uint32(0xFF) for s in (24, 16, 8, 0)]
+    words = np.empty((n, 4), np.uint32)
+    for j in range(3):
+        words[:, j] = _OCTET_DOT[o[j]]
+    words[:, 3] = _OCTET[o[3]]
+    offsets = np.zeros(n + 1, np.int32)
+    np.cumsum(_OCTET_DOT_LEN[o[0]] + _OCTET_DOT_LEN[o[1]] + _OCTET_DOT_LEN[o[2]] + _OCTET_LEN[o[3]], out=offsets[1:])
+    raw = words.view(np.uint8)  # little-endian words: the characters in reading order
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(raw[raw != 0]))
 
 
 def ipv6_text(addr16: np.ndarray) -> pa.StringArray:
@@ -70,6 +95,29 @@ def ipv6_text(addr16: np.ndarray) -> pa.StringArray:
     uniq, inverse = np.unique(flat, return_inverse=True)
     texts = pa.array([socket.inet_ntop(socket.AF_INET6, u.tobytes()) for u in uniq], pa.string())
     return texts.take(pa.array(inverse.ravel()))
+
+
+def key_text(hi: np.ndarray, lo: np.ndarray, is4: np.ndarray) -> pa.StringArray:
+    """Address text from 128-bit keys (two uint64 halves; IPv4 rows hold ::ffff:a.b.c.d).
+
+    `is4` says which rows are IPv4 packets, so an IPv4-mapped address seen in an
+    IPv6 header still prints as IPv6."""
+    if is4.all():
+        return ipv4_text((lo & np.uint64(0xFFFFFFFF)).astype(np.uint32), repeats=True)
+    i4, i6 = np.flatnonzero(is4), np.flatnonzero(~is4)
+    v6 = np.empty((len(i6), 2), ">u8")
+    v6[:, 0], v6[:, 1] = hi[i6], lo[i6]
+    return scatter_strings([(i4, ipv4_text((lo[i4] & np.uint64(0xFFFFFFFF)).astype(np.uint32), repeats=True)),
+                            (i6, ipv6_text(v6.view(np.uint8).reshape(-1, 16)))], len(is4))
+
+
+def repeated(value: str, n: int) -> pa.StringArray:
+    """The same string n times, built from buffers (pa.repeat of a string scalar is slow)."""
+    raw = value.encode()
+    offsets = np.arange(n + 1, dtype=np.int64) * len(raw)
+    if offsets[-1] >= 2**31:
+        return pa.array([value] * n, pa.string())
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(raw * n))
 
 
 def scatter_strings(parts: list[tuple[np.ndarray, pa.Array]], n: int) -> pa.Array:

@@ -19,7 +19,7 @@ from necoma.collect.packet import decode_frames
 from necoma.collect.rejects import Rejects
 from necoma.lake.writer import LakeWriter
 
-CHUNK_BYTES = 16 << 20  # bounded memory; smaller chunks also stay warmer in cache and overlap writing
+CHUNK_BYTES = 4 << 20  # bounded memory; arrays of a 4 MB chunk stay in cache and need no fresh pages
 
 
 def import_file(path: Path, writer: LakeWriter, rejects: Rejects, *, chunk_bytes: int = CHUNK_BYTES,
