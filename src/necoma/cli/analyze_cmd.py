@@ -21,14 +21,11 @@ def parse_time(text: str, option: str) -> dt.datetime:
     return t.replace(tzinfo=dt.timezone.utc) if t.tzinfo is None else t.astimezone(dt.timezone.utc)
 
 
-def newest_day(settings) -> dt.datetime | None:
-    """Start of the UTC day of the newest traffic or DNS record in the lake."""
-    from necoma.lake import connect
-
-    con = connect(settings.lake_path)
-    newest = [con.execute(f"SELECT max({c}) FROM {t}").fetchone()[0]
+def newest_day(engine) -> dt.datetime | None:
+    """Start of the UTC day of the newest traffic or DNS record, read through the engine (so from
+    `[analyze] lake_url` when one is configured, not only from the local lake path)."""
+    newest = [engine.query(f"SELECT max({c}) AS t FROM {t}")[0]["t"]
               for t, c in (("flows", "start_time"), ("packets", "time"), ("dns", "time"))]
-    con.close()
     newest = [n for n in newest if n is not None]
     if not newest:
         return None
@@ -36,7 +33,8 @@ def newest_day(settings) -> dt.datetime | None:
     return top.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def analysis_range(settings, day: Optional[str], since: Optional[str], until: Optional[str]) -> tuple[dt.datetime, dt.datetime]:
+def explicit_range(day: Optional[str], since: Optional[str], until: Optional[str]) -> tuple[dt.datetime, dt.datetime] | None:
+    """The range the options give, checked before any engine starts; None when they give none."""
     if day and (since or until):
         fail("use either --day or --since/--until")
     if day:
@@ -49,7 +47,11 @@ def analysis_range(settings, day: Optional[str], since: Optional[str], until: Op
         if end <= start:
             fail("--until must be after --since")
         return start, end
-    start = newest_day(settings)
+    return None
+
+
+def newest_range(engine) -> tuple[dt.datetime, dt.datetime]:
+    start = newest_day(engine)
     if start is None:
         fail("the lake has no flows, packets or DNS records yet; import or collect some first (or pass --day)")
     return start, start + dt.timedelta(days=1)
@@ -73,7 +75,8 @@ def open_configured_engine(settings, engine: Optional[str] = None, spark_master:
     kind = engine or cfg.engine
     location = cfg.lake_url or settings.lake_path
     try:
-        return open_engine(kind, location, spark_master=spark_master or cfg.spark_master, spark_conf=cfg.spark_conf)
+        return open_engine(kind, location, spark_master=spark_master or cfg.spark_master, spark_conf=cfg.spark_conf,
+                           must_exist=cfg.lake_url is not None)
     except EngineError as exc:
         fail(str(exc))
 
@@ -102,17 +105,36 @@ def analyze(
         return
     if engine and engine not in ("duckdb", "spark"):
         fail("--engine must be duckdb or spark")
-    start, end = analysis_range(settings, day, since, until)
+    explicit = explicit_range(day, since, until)
     detectors = _detectors(settings, only)
-    from necoma.analyze.runner import run_all, store_alerts
+    from necoma.analyze.runner import store_alerts
     from necoma.enrich import Enricher
 
     enricher = Enricher.from_settings(settings.enrich)
     out = err_console if as_json else console
-    out.print(f"analyzing {start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} UTC with {engine or settings.analyze.engine}", highlight=False)
     eng = open_configured_engine(settings, engine, spark_master)
-    with eng, Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                       TimeElapsedColumn(), console=out, transient=False) as progress:
+    with eng:
+        start, end = explicit or newest_range(eng)
+        out.print(f"analyzing {start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} UTC with {eng.name}", highlight=False)
+        runs = _run_with_progress(detectors, eng, start, end, enricher, out)
+    alerts = [a for r in runs for a in r.alerts]
+    if store and settings.analyze.write_alerts:
+        new = store_alerts(settings.lake_path, alerts)
+        out.print(f"{len(alerts)} alerts ({new} new) stored in {settings.lake_path / 'alerts'}", highlight=False)
+    if as_json:
+        for a in alerts:
+            print(a.model_dump_json())
+    else:
+        console.print(alerts_table(alerts))
+    if any(r.error for r in runs):
+        raise typer.Exit(1)
+
+
+def _run_with_progress(detectors, eng, start, end, enricher, out) -> list:
+    from necoma.analyze.runner import run_all
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=out, transient=False) as progress:
         task = progress.add_task("detectors", total=len(detectors))
 
         def started(det):
@@ -125,17 +147,7 @@ def analyze(
 
         runs = run_all(detectors, eng, start, end, enricher=enricher, on_start=started, on_done=done)
         progress.update(task, description="done")
-    alerts = [a for r in runs for a in r.alerts]
-    if store and settings.analyze.write_alerts:
-        new = store_alerts(settings.lake_path, alerts)
-        out.print(f"{len(alerts)} alerts ({new} new) stored in {settings.lake_path / 'alerts'}", highlight=False)
-    if as_json:
-        for a in alerts:
-            print(a.model_dump_json())
-    else:
-        console.print(alerts_table(alerts))
-    if any(r.error for r in runs):
-        raise typer.Exit(1)
+    return runs
 
 
 def _print_detectors(settings) -> None:
@@ -271,21 +283,21 @@ def analyze_stage(settings, start: dt.datetime | None = None, end: dt.datetime |
     from necoma.analyze.runner import run_all, store_alerts
     from necoma.enrich import Enricher
 
-    if start is None:
-        start = newest_day(settings)
-        if start is None:
-            console.print("analysis: the lake holds no traffic or DNS yet; nothing to analyze")
-            return []
-    end = end or start + dt.timedelta(days=1)
     detectors = _detectors(settings, None)
     enricher = Enricher.from_settings(settings.enrich)
-    console.print(f"analyzing {start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} UTC with {settings.analyze.engine}", highlight=False)
 
     def done(run):
         status = f"[red]failed: {run.error}[/]" if run.error else f"{len(run.alerts)} alerts in {run.seconds:.1f}s"
         console.print(f"  {run.name:<20} {status}", highlight=False)
 
     with open_configured_engine(settings) as eng:
+        if start is None:
+            start = newest_day(eng)
+            if start is None:
+                console.print("analysis: the lake holds no traffic or DNS yet; nothing to analyze")
+                return []
+        end = end or start + dt.timedelta(days=1)
+        console.print(f"analyzing {start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} UTC with {eng.name}", highlight=False)
         runs = run_all(detectors, eng, start, end, enricher=enricher, on_done=done)
     alerts = [a for r in runs for a in r.alerts]
     if settings.analyze.write_alerts:

@@ -23,16 +23,18 @@ def open_engine(
     *,
     spark_master: str = "local[2]",
     spark_conf: Mapping[str, str] | None = None,
+    must_exist: bool = False,
 ) -> Engine:
-    """An engine of `kind` over the lake at `location` (a path or URL)."""
+    """An engine of `kind` over the lake at `location` (a path or URL). `must_exist`: the location
+    was configured (`[analyze] lake_url`), so a missing lake is an error rather than an empty one."""
     if kind == "duckdb":
         from necoma.lake.engines.duckdb_engine import DuckDBEngine
 
-        return DuckDBEngine(location)
+        return DuckDBEngine(location, must_exist=must_exist)
     if kind == "spark":
         from necoma.lake.engines.spark_engine import SparkEngine
 
-        return SparkEngine(location, master=spark_master, conf=spark_conf)
+        return SparkEngine(location, master=spark_master, conf=spark_conf, must_exist=must_exist)
     raise EngineError(f"unknown engine {kind!r}; choose one of {', '.join(ENGINES)}")
 
 
