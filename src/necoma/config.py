@@ -62,7 +62,7 @@ class AnalyzeSettings(_Section):
     engine: str = Field("duckdb", pattern="^(duckdb|spark)$", description="Query engine for detectors: duckdb (embedded) or spark.")
     spark_master: str = Field("local[2]", description="Spark master URL: local[N], spark://HOST:7077, yarn, k8s://...")
     spark_conf: dict[str, str] = Field(default_factory=dict, description="Extra Spark settings (spark.executor.memory, spark.hadoop.fs.s3a.*, ...).")
-    lake_url: str | None = Field(None, description="Lake location as the engines read it (path or URL: file://, s3a://, hdfs://); default the lake path.")
+    lake_url: str | None = Field(None, description="Lake location as the engines read it (path or URL: file://, hdfs://, s3a://), e.g. shared storage mounted elsewhere; it must exist. Default the lake path. Alerts are still stored under the lake path.")
     write_alerts: bool = Field(True, description="Store alerts in the lake's alerts table.")
 
 
