@@ -23,10 +23,11 @@ pytest.importorskip("pyspark")
 
 from tests import test_analyze_reflection as refl  # noqa: E402
 from tests import test_analyze_zeus_dga as zeus  # noqa: E402
-from tests.spark_standalone import StandaloneCluster, free_port, java_missing  # noqa: E402
+from tests.spark_standalone import QUICK_JVM, StandaloneCluster, free_port, java_missing  # noqa: E402
 from tests.test_analyze_support import DAY, write_lake  # noqa: E402
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(java_missing() is not None, reason=java_missing() or "")]
+pytestmark = pytest.mark.slow
+needs_java = pytest.mark.skipif(java_missing() is not None, reason=java_missing() or "")
 
 DETECTORS = "reflection,dns_failure_graph"
 SHARED_MOUNT = Path("/dev/shm")  # a tmpfs: another mount point than the pytest tmp dir
@@ -39,7 +40,7 @@ def build_lake(root: Path) -> Path:
 
 def necoma(config: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     """The real CLI. SPARK_LOCAL_IP keeps the driver on loopback, as the cluster is."""
-    env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1", NO_COLOR="1", COLUMNS="200")
+    env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1", NO_COLOR="1", COLUMNS="200", **QUICK_JVM)
     env.pop("NECOMA_CONFIG", None)
     return subprocess.run([sys.executable, "-m", "necoma.cli.main", "--config", str(config), *args],
                           capture_output=True, text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL)
@@ -76,6 +77,8 @@ def assert_clear_error(result: subprocess.CompletedProcess, *expected: str) -> N
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
+    if java_missing():
+        pytest.skip(java_missing())
     c = StandaloneCluster(tmp_path_factory.mktemp("spark")).start()
     yield c
     c.stop()
@@ -170,6 +173,13 @@ def test_unreachable_master_fails_fast_and_clearly(site, tmp_path):
     assert_clear_error(run, f"cannot reach the Spark master {closed}", "Connection refused")
 
 
+def test_a_master_url_spark_does_not_know_is_refused_before_starting_a_jvm(site, tmp_path):
+    here, _ = site
+    cfg = write_config(tmp_path / "necoma.toml", here / "data", {"engine": "spark", "spark_master": "head:7077"})
+    assert_clear_error(necoma(cfg, "analyze", "--day", DAY.date().isoformat(), timeout=60),
+                       "Spark master 'head:7077' is not one Spark knows")
+
+
 @pytest.mark.parametrize("engine", ["duckdb", "spark"])
 def test_missing_lake_url_is_an_error_not_an_empty_lake(site, tmp_path, engine):
     here, _ = site
@@ -178,7 +188,7 @@ def test_missing_lake_url_is_an_error_not_an_empty_lake(site, tmp_path, engine):
     t = time.monotonic()
     run = necoma(cfg, "analyze", "--day", DAY.date().isoformat(), "--only", DETECTORS, timeout=60)
     assert time.monotonic() - t < 20  # refused before a JVM starts
-    assert_clear_error(run, f"the lake {gone} does not exist")
+    assert_clear_error(run, f"the lake {gone} does not exist", "check [analyze] lake_url")
 
 
 def test_duckdb_refuses_a_scheme_it_cannot_read(site, tmp_path):
@@ -188,6 +198,7 @@ def test_duckdb_refuses_a_scheme_it_cannot_read(site, tmp_path):
                        "DuckDB cannot read the lake at hdfs://namenode:8020/necoma/lake", "--engine spark")
 
 
+@needs_java
 def test_spark_names_the_missing_filesystem(site, tmp_path):
     """s3a:// needs hadoop-aws, which pyspark does not ship: say so instead of showing an empty lake."""
     here, _ = site

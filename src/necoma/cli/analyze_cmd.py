@@ -78,7 +78,9 @@ def open_configured_engine(settings, engine: Optional[str] = None, spark_master:
         return open_engine(kind, location, spark_master=spark_master or cfg.spark_master, spark_conf=cfg.spark_conf,
                            must_exist=cfg.lake_url is not None)
     except EngineError as exc:
-        fail(str(exc))
+        from rich.markup import escape
+
+        fail(escape(str(exc)))  # the messages name config sections such as [analyze]
 
 
 def analyze(

@@ -112,8 +112,11 @@ def java_message(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def check_master_reachable(master: str, timeout: float = 5.0) -> None:
-    """A standalone master (spark://h1:p1[,h2:p2]) must accept TCP before a driver is started for it."""
+def check_master(master: str, timeout: float = 5.0) -> None:
+    """A master URL Spark knows; a standalone master (spark://h1:p1[,h2:p2]) must accept TCP before a
+    driver is started for it (else spark-submit prints a Java stack trace, or retries for a minute)."""
+    if not (master == "yarn" or master.startswith(("local", "spark://", "k8s://"))):
+        raise EngineError(f"Spark master {master!r} is not one Spark knows: local[N], spark://HOST:PORT, yarn or k8s://...")
     if not master.startswith("spark://"):
         return
     problems = []
@@ -153,7 +156,7 @@ class SparkEngine(Engine):
         self.location = path.resolve().as_uri() if path is not None else loc
         self._owns_session = session is None
         if session is None:
-            check_master_reachable(master)
+            check_master(master)
         self.spark = session or self._start(master, conf or {})
         try:
             if self._owns_session and master.startswith("spark://"):
