@@ -1,0 +1,124 @@
+"""The fast paths of pcap import checked against slow, obvious references: address
+text against `ipaddress`, flow cutting against a per-packet Python loop (on real
+captures, with buffers small enough that open flows are carried many times), the
+record walk on damaged lengths, and the Parquet encodings the lake writer picks."""
+from __future__ import annotations
+
+import gzip
+import ipaddress
+import struct
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from necoma.collect.capture_file import CaptureReader
+from necoma.collect.flowagg import FlowAggregator
+from necoma.collect.importing import run_import
+from necoma.collect.packet import decode_frames
+from necoma.collect.wire import ipv4_text, key_text, repeated
+
+
+def test_ipv4_text_matches_ipaddress():
+    rng = np.random.default_rng(11)
+    addrs = np.r_[rng.integers(0, 2**32, 5000, dtype=np.uint64).astype(np.uint32), [0, 2**32 - 1, 0x0A000001, 0x64000009]]
+    expected = [str(ipaddress.IPv4Address(int(a))) for a in addrs]
+    assert ipv4_text(addrs).to_pylist() == expected
+    many = np.tile(addrs[:50], 100)  # repeated addresses take the distinct-values path
+    assert ipv4_text(many, repeats=True).to_pylist() == [str(ipaddress.IPv4Address(int(a))) for a in many]
+    assert ipv4_text(np.zeros(0, np.uint32)).to_pylist() == []
+
+
+def test_key_text_ipv4_ipv6_and_mapped():
+    v4 = ipaddress.IPv4Address("192.0.2.7")
+    rows = [(v4, True), (ipaddress.IPv6Address("2001:db8::1"), False),
+            (ipaddress.IPv6Address("::ffff:192.0.2.7"), False)]  # mapped, but from an IPv6 header
+    keys = [int(ipaddress.IPv6Address(f"::ffff:{a}")) if is4 else int(a) for a, is4 in rows]
+    hi = np.array([k >> 64 for k in keys], np.uint64)
+    lo = np.array([k & (2**64 - 1) for k in keys], np.uint64)
+    is4 = np.array([r[1] for r in rows])
+    assert key_text(hi, lo, is4).to_pylist() == ["192.0.2.7", "2001:db8::1", "::ffff:192.0.2.7"]
+    assert repeated("pcap", 3).to_pylist() == ["pcap"] * 3 and repeated("x", 0).to_pylist() == []
+
+
+def _reference_flows(packets: pa.Table, idle_us: int, active_us: int) -> list[tuple]:
+    """Flows cut one packet at a time: a new flow when the key changes, after an idle
+    gap, or at the first packet `active_us` after the flow's start."""
+    cols = {c: packets.column(c).to_pylist() for c in ("time", "src_ip", "dst_ip", "src_port", "dst_port",
+                                                        "protocol", "ip_length", "tcp_flags", "more_fragments",
+                                                        "fragment_offset")}
+    t = [int(x.timestamp() * 1_000_000) if hasattr(x, "timestamp") else x for x in
+         packets.column("time").cast(pa.int64()).to_pylist()]
+    idx = sorted(range(len(t)), key=lambda i: (cols["src_ip"][i], cols["dst_ip"][i], cols["src_port"][i] or 0,
+                                               cols["dst_port"][i] or 0, cols["protocol"][i], t[i], i))
+    flows, cur = [], None
+    for i in idx:
+        key = (cols["src_ip"][i], cols["dst_ip"][i], cols["src_port"][i] or 0, cols["dst_port"][i] or 0,
+               cols["protocol"][i])
+        if cur is None or cur["key"] != key or t[i] - cur["last"] > idle_us or t[i] - cur["first"] >= active_us:
+            cur = {"key": key, "first": t[i], "last": t[i], "packets": 0, "bytes": 0, "flags": 0, "frags": 0}
+            flows.append(cur)
+        cur["last"] = max(cur["last"], t[i])
+        cur["packets"] += 1
+        cur["bytes"] += cols["ip_length"][i]
+        cur["flags"] |= cols["tcp_flags"][i] or 0
+        cur["frags"] += bool(cols["more_fragments"][i] or cols["fragment_offset"][i])
+    return sorted((*f["key"], f["first"], f["last"], f["packets"], f["bytes"], f["flags"], f["frags"]) for f in flows)
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("name", ["pathspider_real.pcap.gz", "lab_mixed.pcap", "dpkt_dns_icmp.pcap"])
+def test_flows_match_a_per_packet_reference(name, shared_data):
+    idle, active = 2_000_000, 10_000_000  # short timeouts so that cutting and carrying both happen
+    agg = FlowAggregator("x", idle_s=idle / 1e6, active_s=active / 1e6, cut_rows=3000)
+    packets, out = [], []
+    with CaptureReader(shared_data / "pcap" / name, chunk_bytes=256 << 10) as reader:
+        for b in reader.batches():
+            d = decode_frames(b.buf, b.offsets, b.caplens, b.wirelens, b.times_us, b.linktypes, exporter="x")
+            packets.append(d.packets)
+            out.append(agg.add(d.packets, d.tos, d.addr_keys))
+    out.append(agg.finish())
+    flows = pa.concat_tables(out)
+    got = sorted(zip(*(flows.column(c).to_pylist() for c in ("src_ip", "dst_ip", "src_port", "dst_port", "protocol")),
+                     flows.column("start_time").cast(pa.int64()).to_pylist(),
+                     flows.column("end_time").cast(pa.int64()).to_pylist(),
+                     *(flows.column(c).to_pylist() for c in ("packets", "bytes", "tcp_flags", "fragments"))))
+    expected = _reference_flows(pa.concat_tables(packets), idle, active)
+    assert len(got) > 1 and got == expected
+
+
+def test_record_claiming_an_absurd_length_stops_the_walk(tmp_path):
+    frame = bytes(14) + bytes([0x45]) + bytes(19)
+    records = [struct.pack("<IIII", 1_700_000_000 + i, 0, len(frame), len(frame)) + frame for i in range(50)]
+    bad = struct.pack("<IIII", 1_700_000_050, 0, 1 << 30, 60) + frame
+    data = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1) + b"".join(records[:30]) + bad + b"".join(records[30:])
+    for chunk in (64, 1 << 20):  # the bad record inside a chunk and across chunk edges
+        path = tmp_path / f"bad{chunk}.pcap"
+        path.write_bytes(data)
+        with CaptureReader(path, chunk_bytes=chunk) as reader:
+            frames = sum(len(b.offsets) for b in reader.batches())
+        assert frames == 30
+        assert reader.stopped.startswith(f"record 31 at byte {24 + 30 * (16 + len(frame))} claims {1 << 30}")
+
+
+def test_writer_encodings_and_round_trip(tmp_path, settings):
+    scapy = pytest.importorskip("scapy.all")
+    eth = scapy.Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")  # explicit: no ARP look-up
+    pkts = [eth / scapy.IP(src=f"10.0.0.{i % 7}", dst="192.0.2.53") / scapy.UDP(sport=1000 + i, dport=53)
+            / scapy.DNS(id=i, qd=scapy.DNSQR(qname=f"h{i % 3}.example")) for i in range(200)]
+    for i, p in enumerate(pkts):
+        p.time = 1_700_000_000 + i / 10
+    path = tmp_path / "dns.pcap.gz"
+    scapy.wrpcap(str(tmp_path / "dns.pcap"), pkts)
+    path.write_bytes(gzip.compress((tmp_path / "dns.pcap").read_bytes()))
+    report = run_import("pcap", path, settings)
+    assert report.rows == {"packets": 200, "dns": 200, "flows": 200}
+    (packets_file,) = (settings.lake_path / "packets").rglob("*.parquet")
+    meta = pq.ParquetFile(packets_file).metadata.row_group(0)
+    enc = {meta.column(i).path_in_schema: meta.column(i).encodings for i in range(meta.num_columns)}
+    assert not any("DICTIONARY" in e for e in enc["time"] + enc["src_port"])  # high-cardinality: plain
+    assert any("DICTIONARY" in e for e in enc["src_ip"])
+    table = pq.read_table(packets_file)
+    assert sorted(table.column("src_port").to_pylist()) == list(range(1000, 1200))
+    assert set(table.column("dns_qname").to_pylist()) == {"h0.example", "h1.example", "h2.example"}
