@@ -11,51 +11,69 @@ import numpy as np
 
 def prune(edges: dict[tuple[str, str], int], min_host_names: int, min_name_hosts: int) -> dict[tuple[str, str], int]:
     """Drop low-degree hosts and names until every remaining node has the minimum degree."""
-    while True:
-        hdeg: dict[str, int] = {}
-        ndeg: dict[str, int] = {}
-        for h, n in edges:
-            hdeg[h] = hdeg.get(h, 0) + 1
-            ndeg[n] = ndeg.get(n, 0) + 1
-        kept = {(h, n): v for (h, n), v in edges.items() if hdeg[h] >= min_host_names and ndeg[n] >= min_name_hosts}
-        if len(kept) == len(edges):
-            return kept
-        edges = kept
+    if not edges:
+        return {}
+    graph = _Graph(edges)
+    keep = np.ones(len(graph.rows), dtype=bool)
+    while True:  # degrees of the remaining edges, vectorized; a pass drops every node under its minimum at once
+        hdeg = np.bincount(graph.rows[keep], minlength=len(graph.hosts))
+        ndeg = np.bincount(graph.cols[keep], minlength=len(graph.names))
+        still = keep & (hdeg[graph.rows] >= min_host_names) & (ndeg[graph.cols] >= min_name_hosts)
+        if still.sum() == keep.sum():
+            break
+        keep = still
+    return {e: v for e, v, k in zip(graph.keys, graph.weights, keep) if k}
+
+
+class _Graph:
+    """The edge dict as integer arrays: hosts and names sorted, so sorted index lists are sorted name lists."""
+
+    def __init__(self, edges: dict[tuple[str, str], int]):
+        self.keys = list(edges)
+        self.weights = list(edges.values())
+        self.hosts = sorted({h for h, _ in self.keys})
+        self.names = sorted({n for _, n in self.keys})
+        host_ix = {h: i for i, h in enumerate(self.hosts)}
+        name_ix = {n: i for i, n in enumerate(self.names)}
+        self.rows = np.fromiter((host_ix[h] for h, _ in self.keys), dtype=np.int64, count=len(self.keys))
+        self.cols = np.fromiter((name_ix[n] for _, n in self.keys), dtype=np.int64, count=len(self.keys))
+
+    def matrix(self):
+        from scipy.sparse import csr_matrix
+
+        data = np.ones(len(self.rows))
+        return csr_matrix((data, (self.rows, self.cols)), shape=(len(self.hosts), len(self.names)))
 
 
 def cocluster(edges, min_density: float, max_clusters: int) -> list[tuple[list[str], list[str]]]:
     """Co-clusters (hosts, names): each connected part of the graph, bisected by rank-2 NMF until dense."""
-    adj: dict[str, set[str]] = {}
-    for h, n in edges:
-        adj.setdefault("h:" + h, set()).add("n:" + n)
-        adj.setdefault("n:" + n, set()).add("h:" + h)
-    parts, seen = [], set()
-    for start in sorted(adj):
-        if start in seen:
-            continue
-        stack, comp = [start], []
-        seen.add(start)
-        while stack:
-            node = stack.pop()
-            comp.append(node)
-            for nb in adj[node] - seen:
-                seen.add(nb)
-                stack.append(nb)
-        parts.append((sorted(x[2:] for x in comp if x[0] == "h"), sorted(x[2:] for x in comp if x[0] == "n")))
-    out: list[tuple[list[str], list[str]]] = []
+    from scipy.sparse import bmat
+    from scipy.sparse.csgraph import connected_components
+
+    if not edges:
+        return []
+    graph = _Graph(edges)
+    M = graph.matrix()
+    n_hosts = len(graph.hosts)
+    _, label = connected_components(bmat([[None, M], [M.T, None]], format="csr"), directed=False)
+    # parts in the order of their smallest host (every part has one), each as sorted host and name indices
+    host_label, name_label = label[:n_hosts], label[n_hosts:]
+    order = {lab: i for i, lab in enumerate(dict.fromkeys(host_label.tolist()))}
+    parts = [(np.flatnonzero(host_label == lab), np.flatnonzero(name_label == lab)) for lab in order]
+    out: list[tuple[np.ndarray, np.ndarray]] = []
     while parts and len(out) + len(parts) <= 10 * max_clusters:
         hosts, names = parts.pop()
-        A = np.array([[1.0 if (h, n) in edges else 0.0 for n in names] for h in hosts])
+        A = M[hosts][:, names].toarray()
         if A.mean() >= min_density or min(A.shape) < 2:
             out.append((hosts, names))
             continue
         host_of, name_of = nmf_bisect(A)
-        split = [([h for h, c in zip(hosts, host_of) if c == k], [n for n, c in zip(names, name_of) if c == k]) for k in (0, 1)]
-        if any(not h or not n for h, n in split):
+        split = [(hosts[host_of == k], names[name_of == k]) for k in (0, 1)]
+        if any(not len(h) or not len(n) for h, n in split):
             out.append((hosts, names))  # NMF found no second block: keep the part whole
             continue
         parts.extend(split)
-    return sorted(out + parts)
+    return sorted(([graph.hosts[i] for i in h], [graph.names[j] for j in n]) for h, n in out + parts)
 
 
 def nmf_bisect(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -33,6 +33,8 @@ name's number of failing hosts in it.
 """
 from __future__ import annotations
 
+from collections import Counter
+
 from pydantic import Field
 
 from necoma.analyze.alert import Alert
@@ -87,15 +89,20 @@ ORDER BY degree DESC, fqdn, host
         edges = prune(all_edges, p.min_host_names, p.min_name_hosts)
         if not edges:
             return []
+        names_of: dict[str, set[str]] = {}  # the pruned graph: host -> names
+        for h, n in edges:
+            names_of.setdefault(h, set()).add(n)
         clusters = []
         for ch, cn in cocluster(edges, p.min_density, p.max_clusters):
-            links = [(h, n) for h in ch for n in cn if (h, n) in edges]
+            inside = set(cn)  # cn is sorted: each host's links in the order of cn
+            links = [(h, n) for h in ch for n in sorted(names_of[h] & inside)]
             density = len(links) / (len(ch) * len(cn))
             registered = {self._registered(ctx, n) for n in cn}
             if len(ch) >= p.min_hosts and len(cn) >= p.min_names and density >= p.min_density and len(registered) >= p.min_registered_domains:
                 clusters.append((ch, cn, links, density, len(registered)))
-        clusters = [complete(c, all_edges, edges, qtypes, {h for c2 in clusters for h in c2[0]}, p.signature_share)
-                    for c in clusters]
+        index = FailureIndex(all_edges, qtypes)
+        clustered = {h for c2 in clusters for h in c2[0]}
+        clusters = [complete(c, all_edges, edges, qtypes, clustered, p.signature_share, index) for c in clusters]
         clusters.sort(key=lambda c: (-len(c[2]), c[0][0]))
         alerts = []
         for k, (ch, cn, links, density, n_registered) in enumerate(clusters):
@@ -104,8 +111,8 @@ ORDER BY degree DESC, fqdn, host
                      "many hosts, few names" if len(ch) >= 3 * len(cn) else "dense block")
             score = 0.4 * density + 0.3 * saturate(len(ch), 10) + 0.3 * saturate(len(cn), 30)
             conf = confidence_of(score)
-            host_deg = {h: sum(1 for x, _ in links if x == h) for h in ch}
-            name_deg = {n: sum(1 for _, y in links if y == n) for n in cn}
+            host_deg = Counter(h for h, _ in links)
+            name_deg = Counter(n for _, n in links)
             alerts.append(ctx.alert(
                 window_start=ctx.start, window_end=ctx.end,
                 subjects=[ctx.subject("bot", h, host_deg[h]) for h in ch] + [ctx.subject("domain", n, name_deg[n]) for n in cn],
@@ -127,28 +134,42 @@ ORDER BY degree DESC, fqdn, host
         return ".".join(name.rsplit(".", 2)[-2:])  # unknown suffix (search domains, .lan): its last two labels
 
 
-def complete(cluster, all_edges, kept, qtypes, clustered_hosts, signature_share):
+def main_type(types: dict[int, int]) -> int:
+    """The query type failed most on an edge (ties: the lower code, so engine order never matters)."""
+    return min(types.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+
+
+class FailureIndex:
+    """Every failed (host, name) edge indexed once per day, so completing each co-cluster is not a pass over all."""
+
+    def __init__(self, all_edges, qtypes):
+        self.main = {e: main_type(qtypes[e]) for e in all_edges}
+        self.failers: dict[str, set[str]] = {}  # name -> hosts that failed it
+        self.names_of: dict[str, set[str]] = {}  # host -> names it failed
+        self.host_types: dict[str, Counter] = {}  # host -> main query type -> edges
+        self.type_total: Counter = Counter(self.main.values())
+        for (h, n), t in self.main.items():
+            self.failers.setdefault(n, set()).add(h)
+            self.names_of.setdefault(h, set()).add(n)
+            self.host_types.setdefault(h, Counter())[t] += 1
+
+
+def complete(cluster, all_edges, kept, qtypes, clustered_hosts, signature_share, index: FailureIndex | None = None):
     """Give back to a co-cluster the pruned names that fit its signature (see the module docstring)."""
     ch, cn, links, density, n_registered = cluster
+    index = index or FailureIndex(all_edges, qtypes)
     members = set(ch)
-
-    def main_type(edge):  # the query type failed most on this edge (ties: the lower code, so engine order never matters)
-        return min(qtypes[edge].items(), key=lambda kv: (-kv[1], kv[0]))[0]
-
-    counts: dict[int, int] = {}
-    for edge in links:
-        counts[main_type(edge)] = counts.get(main_type(edge), 0) + 1
+    counts = Counter(index.main[edge] for edge in links)
     dominant = min(counts, key=lambda t: (-counts[t], t))
     if counts[dominant] < 0.9 * len(links):
         return cluster
-    inside = sum(1 for e in all_edges if e[0] in members and main_type(e) == dominant)
-    outside = sum(1 for e in all_edges if e[0] not in clustered_hosts and main_type(e) == dominant)
+    inside = sum(index.host_types.get(h, {}).get(dominant, 0) for h in members)
+    outside = index.type_total[dominant] - sum(index.host_types.get(h, {}).get(dominant, 0) for h in clustered_hosts)
     if outside > signature_share * inside:
         return cluster
-    failers: dict[str, set[str]] = {}
-    for h, n in all_edges:
-        failers.setdefault(n, set()).add(h)
-    extra = sorted(n for n, hs in failers.items() if n not in cn and hs <= members
-                   and all(set(qtypes[(h, n)]) == {dominant} for h in hs) and not any((h, n) in kept for h in hs))
+    failers, known = index.failers, set(cn)
+    candidates = {n for h in members for n in index.names_of.get(h, ())}  # a name only members failed
+    extra = sorted(n for n in candidates if n not in known and failers[n] <= members
+                   and all(set(qtypes[(h, n)]) == {dominant} for h in failers[n]) and not any((h, n) in kept for h in failers[n]))
     links = links + [(h, n) for n in extra for h in sorted(failers[n])]
     return ch, cn + extra, links, density, n_registered

@@ -70,15 +70,34 @@ class HeavyHitter(Detector):
         min_growth: float = Field(2.0, description="A new heavy hitter's own bytes or packets must also exceed its mean over the previous `novelty_reports` hours by k·σ and by this factor (steady ones whose share only rises when the network is quiet stay silent).")
         max_burst_share: float = Field(0.5, description="Largest share of the hour its busiest 5 minutes may hold (a destination prefix's bytes; a source's or host's heaviest pair's bytes or packets); above, a burst is not reported.")
 
+    # Per hour and observation, the prefixes over (nearly) the share, with the hour's totals beside them: the
+    # exact test is redone in Python. IPv6 rows come back per address (portable SQL cannot cut a /48), few.
     PREFIXES = f"""
 WITH {TRAFFIC.strip()},
 sides AS (
     SELECT t, via, 'source' AS side, {V4_KEY.format(c="src_ip")} AS k, byts, pkts FROM traffic
     UNION ALL
     SELECT t, via, 'destination' AS side, {V4_KEY.format(c="dst_ip")} AS k, byts, pkts FROM traffic
-)
-SELECT time_bin(t) AS bin, via, side, k, sum(byts) AS byts, sum(pkts) AS pkts, count(*) AS n
-FROM sides GROUP BY time_bin(t), via, side, k
+),
+per_key AS (SELECT time_bin(t) AS bin, via, side, k, sum(byts) AS byts, sum(pkts) AS pkts FROM sides
+            GROUP BY time_bin(t), via, side, k),
+shares AS (SELECT *, sum(byts) OVER (PARTITION BY bin, via, side) AS tot_b,
+                     sum(pkts) OVER (PARTITION BY bin, via, side) AS tot_p FROM per_key)
+SELECT bin, via, side, k, byts, pkts FROM shares
+WHERE k LIKE '%:%' OR byts > :near * tot_b OR pkts > :near * tot_p
+"""
+
+    TOTALS = f"""
+WITH {TRAFFIC.strip()}
+SELECT time_bin(t) AS bin, via, sum(byts) AS byts, sum(pkts) AS pkts, count(*) AS n FROM traffic
+GROUP BY time_bin(t), via
+"""
+
+    PREFIX_SERIES = f"""
+WITH {TRAFFIC.strip()},
+keyed AS (SELECT t, {V4_KEY.format(c="{col}")} AS k, byts, pkts FROM traffic WHERE via = :via)
+SELECT time_bin(t) AS bin, k, sum(byts) AS byts, sum(pkts) AS pkts FROM keyed
+WHERE k IN :keys GROUP BY time_bin(t), k
 """
 
     HOSTS = f"""
@@ -116,9 +135,26 @@ SELECT dst_ip AS peer, sum({{measure}}) AS m FROM traffic WHERE via = :via AND s
 GROUP BY dst_ip ORDER BY m DESC, peer LIMIT 1
 """
 
+    # the same two checks for many hosts at once: each (hour, host)'s heaviest peer, then that pair's busiest 5 minutes
+    TOP_PEERS = f"""
+WITH {TRAFFIC.strip()},
+pairs AS (SELECT time_bin(t) AS bin, src_ip AS host, dst_ip AS peer, sum({{measure}}) AS m FROM traffic
+          WHERE via = :via AND src_ip IN :hosts GROUP BY time_bin(t), src_ip, dst_ip),
+ranked AS (SELECT bin, host, peer, m, row_number() OVER (PARTITION BY bin, host ORDER BY m DESC, peer) AS r FROM pairs)
+SELECT bin, host, peer, m FROM ranked WHERE r = 1
+"""
+
+    PAIR_BURSTS = f"""
+WITH {TRAFFIC.strip()},
+sub AS (SELECT time_bin(t) AS bin, src_ip AS host, dst_ip AS peer, sum({{measure}}) AS m FROM traffic
+        WHERE via = :via AND src_ip IN :hosts AND dst_ip IN :peers
+        GROUP BY time_bin(t), time_bucket(INTERVAL '5 minutes', t), src_ip, dst_ip)
+SELECT bin, host, peer, max(m) AS busiest, sum(m) AS total FROM sub GROUP BY bin, host, peer
+"""
+
     def _sustained(self, ctx: Context, b: dt.datetime, side: str, key: str, h: dict) -> bool:
         if side == "host":
-            return self._pair(ctx, b, h["via"], key, "pkts", h["pkts"])  # not a busy server talking to many peers
+            return (b, key) in h["pair_ok"]  # a new pair, not a busy server talking to many peers (see _pairs_ok)
         col = "src_ip" if side == "source" else "dst_ip"
         q = self.BURST.format(measure="byts", where=f"{V4_KEY.format(c=col)} IN :keys")
         return self._spread(ctx.query(q, start=b, end=ctx.bin_end(b), via=h["via"], keys=sorted(h["keys"]))[0])
@@ -129,21 +165,15 @@ GROUP BY dst_ip ORDER BY m DESC, peer LIMIT 1
     def detect(self, ctx: Context) -> list[Alert]:
         p = self.params
         hist = ctx.start - dt.timedelta(hours=p.novelty_reports)
-        # (a) prefixes: aggregate IPv6 hosts to their /48 here (portable SQL cannot), pick the source with more bytes
+        # (a) prefixes: aggregate IPv6 hosts to their /48 here (portable SQL cannot), pick the source with more records
+        totals = {(r["bin"], r["via"]): (r["byts"], r["pkts"], r["n"]) for r in ctx.query(self.TOTALS, start=hist)}
         agg: dict[tuple, dict] = {}
-        for r in ctx.query(self.PREFIXES, start=hist):
+        for r in ctx.query(self.PREFIXES, start=hist, near=0.999 * p.min_share):
             pfx = prefix_of(r["k"], 24, 48) if ":" in r["k"] else f"{r['k']}.0/24"
-            a = agg.setdefault((r["bin"], r["via"], r["side"], pfx), {"byts": 0, "pkts": 0, "n": 0, "keys": set()})
-            for m in ("byts", "pkts", "n"):
-                a[m] += r[m]
+            a = agg.setdefault((r["bin"], r["via"], r["side"], pfx), {"byts": 0, "pkts": 0, "keys": set()})
+            a["byts"] += r["byts"]
+            a["pkts"] += r["pkts"]
             a["keys"].add(r["k"])
-        totals: dict[tuple, list[int]] = {}
-        for (b, via, side, _), a in agg.items():
-            if side == "source":
-                tot = totals.setdefault((b, via), [0, 0, 0])
-                tot[0] += a["byts"]
-                tot[1] += a["pkts"]
-                tot[2] += a["n"]
         # per hour, the observation with the most records (sparse sFlow samples make random heavy hitters)
         rows = [{"bin": b, "via": v, "n": t[2]} for (b, v), t in totals.items()]
         via_of = {r["bin"]: r["via"] for r in best_source(rows, ("bin",), "n")}
@@ -168,12 +198,22 @@ GROUP BY dst_ip ORDER BY m DESC, peer LIMIT 1
         # ACK stream in the night trough); only an entity whose own volume surged is reported
         own = {("host", via): self._host_series(ctx, "src_ip", via, sorted({k for _, side, k, h in novel if side == "host" and h["via"] == via}), hist)
                for via in {h["via"] for _, side, _, h in novel if side == "host"}}
-        alerts = []
+        self._prefix_history(ctx, agg, [(side, key, h) for _, side, key, h in novel if side != "host"], hist)
+        past_of = {b: [bb for bb in via_of if b - dt.timedelta(hours=p.novelty_reports) <= bb < b and via_of[bb] == via_of[b]]
+                   for b in {b for b, _, _, _ in novel}}
+        surged_hosts: dict[str, list[tuple[dt.datetime, str, float]]] = {}  # via -> (hour, host, packets)
         for b, side, key, h in novel:
-            past = [bb for bb in via_of if b - dt.timedelta(hours=p.novelty_reports) <= bb < b and via_of[bb] == h["via"]]
             if side == "host":
                 series = own[("host", h["via"])].get(key, {})
-                surged = self._surge(series.get(b, (0, 0))[1], [series.get(bb, (0, 0))[1] for bb in past])
+                if self._surge(series.get(b, (0, 0))[1], [series.get(bb, (0, 0))[1] for bb in past_of[b]]):
+                    surged_hosts.setdefault(h["via"], []).append((b, key, h["pkts"]))
+        pair_ok = {via: self._pairs_ok(ctx, via, items, "pkts") for via, items in surged_hosts.items()}
+        alerts = []
+        for b, side, key, h in novel:
+            past = past_of[b]
+            if side == "host":
+                surged = (b, key, h["pkts"]) in surged_hosts.get(h["via"], [])
+                h = {**h, "pair_ok": pair_ok.get(h["via"], set())}
             else:
                 def val(bb, m):
                     return agg.get((bb, h["via"], side, key), {}).get(m, 0)
@@ -182,6 +222,37 @@ GROUP BY dst_ip ORDER BY m DESC, peer LIMIT 1
                 alert = self._alert(ctx, b, side, key, h, past)
                 alerts += [alert] if alert else []
         return alerts
+
+    def _prefix_history(self, ctx: Context, agg: dict, prefixes: list[tuple[str, str, dict]], since: dt.datetime) -> None:
+        """Fill `agg` with every hour of the IPv4 prefixes to check against their own history (only heavy hours
+        came back; IPv6 ones came back whole)."""
+        wanted: dict[tuple[str, str], dict[str, str]] = {}  # (side, via) -> key -> prefix
+        for side, pfx, h in prefixes:
+            for k in h["keys"]:
+                if ":" not in k:
+                    wanted.setdefault((side, h["via"]), {})[k] = pfx
+        for (side, via), keys in sorted(wanted.items()):
+            col = "src_ip" if side == "source" else "dst_ip"
+            for r in ctx.query(self.PREFIX_SERIES.format(col=col), start=since, via=via, keys=sorted(keys)):
+                a = agg.setdefault((r["bin"], via, side, keys[r["k"]]), {"keys": {r["k"]}})
+                a["byts"], a["pkts"] = r["byts"], r["pkts"]
+
+    def _pairs_ok(self, ctx: Context, via: str, items: list[tuple[dt.datetime, str, float]], measure: str) -> set:
+        """The (hour, host) of `items` (hour, host, its total `measure`) that pass `_pair`, in two queries."""
+        if not items:
+            return set()
+        hosts = sorted({host for _, host, _ in items})
+        start, end = min(b for b, _, _ in items), ctx.bin_end(max(b for b, _, _ in items))
+        top = {(r["bin"], r["host"]): r for r in ctx.query(self.TOP_PEERS.format(measure=measure), start=start, end=end,
+                                                          via=via, hosts=hosts)}
+        pairs = {(b, host): top[(b, host)]["peer"] for b, host, total in items
+                 if (b, host) in top and top[(b, host)]["m"] >= self.params.min_top_host_share * total}
+        if not pairs:
+            return set()
+        bursts = {(r["bin"], r["host"], r["peer"]): r for r in ctx.query(
+            self.PAIR_BURSTS.format(measure=measure), start=start, end=end, via=via, hosts=sorted({h for _, h in pairs}),
+            peers=sorted(set(pairs.values())))}
+        return {(b, host) for (b, host), peer in pairs.items() if (b, host, peer) in bursts and self._spread(bursts[(b, host, peer)])}
 
     def _pair(self, ctx: Context, b: dt.datetime, via: str, host: str, measure: str, total: float) -> bool:
         """One destination gets `min_top_host_share` of what the host sent in the hour, and that pair is sustained
