@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from necoma.collect.wire import ipv4_text, ragged_arange, scatter_strings, strings_from_bytes, u8, u16, u32
+from necoma.collect.wire import ipv4_text, ragged_arange, scatter_strings, strings_from_bytes, u8, u16, u32, words16
 from necoma.schemas import DNS_ANSWER
 
 MAX_NAME_STEPS = 128  # labels + pointer jumps per name; a legal name has at most 127 labels
@@ -116,6 +116,9 @@ _LOWER[65:91] += 32
 _ODD = np.ones(256, bool)  # bytes a name shows escaped: not printable, or '.' / '\\' inside a label
 _ODD[0x21:0x7F] = False
 _ODD[[0x2E, 0x5C]] = True
+# one table pass does both: lower case, and 0 for a byte that needs escaping (0 itself
+# is one), so those names are found by comparing with 0 instead of a second lookup
+_LOWER_OR_0 = np.where(_ODD, 0, _LOWER).astype(np.uint8)
 
 
 def _names_text(buf, k, pos, jumped, seg_row, seg_src, seg_len, err) -> pa.StringArray:
@@ -130,12 +133,10 @@ def _names_text(buf, k, pos, jumped, seg_row, seg_src, seg_len, err) -> pa.Strin
     if not (ok & jumped).any():
         # no pointer followed: each name is one contiguous run of the buffer whose
         # inner length octets become dots - one copy per name, no sorting
-        out = buf[ragged_arange(pos + 1, out_len)]
+        out = _LOWER_OR_0[buf[ragged_arange(pos + 1, out_len)]]
         inner = ok[row] & (src - 1 > pos[row])
-        dots = starts[row[inner]] + src[inner] - pos[row[inner]] - 2
-        out[dots] = ord("a")  # placeholder so that only the label bytes are checked below
-        odd = _ODD[out]
-        out[dots] = ord(".")
+        out[starts[row[inner]] + src[inner] - pos[row[inner]] - 2] = ord(".")
+        odd = out == 0
         odd_rows = np.unique(np.searchsorted(starts + out_len, np.flatnonzero(odd), "right")) if odd.any() else []
     else:
         order = np.argsort(row, kind="stable")  # by name, labels in reading order
@@ -148,11 +149,11 @@ def _names_text(buf, k, pos, jumped, seg_row, seg_src, seg_len, err) -> pa.Strin
         keep = ok[row]
         src_i, dst_i = ragged_arange(src[keep], ln[keep]), ragged_arange(dst[keep], ln[keep])
         out = np.full(int(out_len.sum()), ord("."), np.uint8)
-        b = buf[src_i]
+        b = _LOWER_OR_0[buf[src_i]]
         out[dst_i] = b
-        odd = _ODD[b]
+        odd = b == 0
         odd_rows = np.unique(np.repeat(row[keep], ln[keep])[odd]) if odd.any() else []
-    names = strings_from_bytes(_LOWER[out], out_len, ok)
+    names = strings_from_bytes(out, out_len, ok)
     if len(odd_rows):
         names = pc.replace_with_mask(names, pa.array(np.isin(np.arange(k), odd_rows)),
                                      pa.array([_escaped(buf, row, src, ln, r) for r in odd_rows], pa.string()))
@@ -194,9 +195,9 @@ def parse_messages(buf: np.ndarray, msg: np.ndarray, mend: np.ndarray) -> Messag
     problems: dict[str, np.ndarray] = {}
     hdr_ok = msg + 12 <= mend
     problems["dns: message shorter than its 12-byte header"] = np.nonzero(~hdr_ok)[0]
-    ident = u16(buf, msg)
-    flags = u16(buf, msg + 2)
-    qd, an, ns, ar = (u16(buf, msg + o).astype(np.int64) for o in (4, 6, 8, 10))
+    hdr = words16(buf, msg, 6)
+    ident, flags = hdr[:, 0].astype(np.uint16), hdr[:, 1].astype(np.uint16)
+    qd, an, ns, ar = (hdr[:, i].astype(np.int64) for i in range(2, 6))
     # question
     hq = np.nonzero(hdr_ok & (qd > 0))[0]
     names, after, err = read_names(buf, msg[hq], mend[hq], msg[hq] + 12)
@@ -210,8 +211,8 @@ def parse_messages(buf: np.ndarray, msg: np.ndarray, mend: np.ndarray) -> Messag
     qname = scatter_strings([(hq[fixed_ok], names.filter(pa.array(fixed_ok)))], k)
     qtype = np.zeros(k, np.uint16)
     qclass = np.zeros(k, np.uint16)
-    qtype[hq] = u16(buf, after)
-    qclass[hq] = u16(buf, after + 2)
+    tc = words16(buf, after, 2)
+    qtype[hq], qclass[hq] = tc[:, 0], tc[:, 1]
     pos = np.zeros(k, np.int64)
     pos[hq] = after + 4
     # further questions are skipped (almost never more than one)
@@ -262,8 +263,9 @@ def _walk_records(buf, msg, mend, pos, alive, an, ns, ar, qname):
             to_q, names, after[is_ans], err[is_ans] = _answer_names(buf, msg[ia], mend[ia], pos[ia], q_valid[ia])
         if len(io):
             _, after[~is_ans], err[~is_ans] = read_names(buf, msg[io], mend[io], pos[io], text=False)
-        rtype, rclass = u16(buf, after), u16(buf, after + 2)
-        ttl, rdlen = u32(buf, after + 4), u16(buf, after + 8).astype(np.int64)
+        fixed = words16(buf, after, 5)  # type, class, TTL (two words), RDLENGTH
+        rtype, rclass, rdlen = fixed[:, 0].astype(np.uint16), fixed[:, 1].astype(np.uint16), fixed[:, 4].astype(np.int64)
+        ttl = (fixed[:, 2].astype(np.uint32) << 16) | fixed[:, 3]
         ok = (err == 0) & (after + 10 + rdlen <= mend[live])
         bad = live[~ok]
         if len(bad):
