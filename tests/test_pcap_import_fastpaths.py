@@ -122,3 +122,13 @@ def test_writer_encodings_and_round_trip(tmp_path, settings):
     table = pq.read_table(packets_file)
     assert sorted(table.column("src_port").to_pylist()) == list(range(1000, 1200))
     assert set(table.column("dns_qname").to_pylist()) == {"h0.example", "h1.example", "h2.example"}
+
+
+def test_flow_sort_equals_lexsort():
+    from necoma.collect.flowagg import _by_hash_then_time
+
+    rng = np.random.default_rng(3)
+    for n, distinct in ((2000, 1990), (2000, 60), (7, 3), (1, 1)):  # few ties, many ties, tiny
+        h = rng.integers(0, distinct, n).astype(np.uint64)
+        t = rng.integers(0, 4, n)  # equal times too: ties keep input order
+        assert (_by_hash_then_time(h, t) == np.lexsort((t, h))).all()

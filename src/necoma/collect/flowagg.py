@@ -24,6 +24,25 @@ T_FIRST, T_LAST, K0, K1, K2, K3, PP, PACKETS, BYTES, FRAGS, FLAGS, TOS = range(1
 _SUM = [PACKETS, BYTES, FRAGS]
 
 
+def _by_hash_then_time(h: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Order by (h, t). A plain sort on h first (4x cheaper than a two-key lexsort);
+    only runs of equal hashes, i.e. flows with several packets, are then re-sorted
+    by time. When most rows share a hash with another, one lexsort is cheaper."""
+    order = np.argsort(h)
+    hs = h[order]
+    tied = np.flatnonzero(hs[1:] == hs[:-1])
+    if len(tied) == 0:
+        return order
+    if 4 * len(tied) > len(h):
+        return np.lexsort((t, h))
+    in_run = np.zeros(len(h), bool)
+    in_run[tied] = in_run[tied + 1] = True
+    pos = np.flatnonzero(in_run)  # positions of tied runs in `order`, which stay where they are
+    sub = order[pos]
+    order[pos] = sub[np.lexsort((sub, t[sub], h[sub]))]  # ties in time keep input order, as lexsort does
+    return order
+
+
 class FlowAggregator:
     def __init__(self, exporter: str, *, idle_s: float = 60.0, active_s: float = 300.0,
                  source: str = "pcap", sampling_rate: int = 1, cut_rows: int = 1 << 18) -> None:
@@ -83,7 +102,7 @@ class FlowAggregator:
         for i, c in enumerate(cols):
             h = (h ^ rows[:, c]) * np.uint64(0x9E3779B97F4A7C15 + 2 * i)
             h ^= h >> np.uint64(29)
-        order = np.lexsort((rows[:, T_FIRST], h))
+        order = _by_hash_then_time(h, rows[:, T_FIRST])
         srt, hs = rows.take(order, axis=0), h[order]
         t_first, t_last = srt[:, T_FIRST].astype(np.int64), srt[:, T_LAST].astype(np.int64)
         n = len(srt)
