@@ -132,3 +132,64 @@ def test_flow_sort_equals_lexsort():
         h = rng.integers(0, distinct, n).astype(np.uint64)
         t = rng.integers(0, 4, n)  # equal times too: ties keep input order
         assert (_by_hash_then_time(h, t) == np.lexsort((t, h))).all()
+
+
+def test_words16_reads_like_byte_pairs():
+    from necoma.collect.wire import u16, words16
+
+    rng = np.random.default_rng(8)
+    buf = rng.integers(0, 256, 1000, dtype=np.uint8)
+    idx = np.r_[rng.integers(0, 1000, 500), [-5, 0, 989, 990, 999, 5000]]  # incl. offsets past either end
+    words = words16(buf, idx, 5)
+    ok = (idx >= 0) & (idx + 10 <= len(buf))  # where both read real bytes (elsewhere: clipped garbage)
+    for j in range(5):
+        assert (words[ok, j] == u16(buf, idx[ok] + 2 * j)).all()
+    assert words16(buf[:3], np.array([0]), 2).shape == (1, 2)  # buffer shorter than the words: no raise
+
+
+def _frames(path, limit):
+    out = []
+    with CaptureReader(path) as reader:
+        for b in reader.batches():
+            for o, c, t in zip(b.offsets, b.caplens, b.times_us):
+                out.append((bytes(b.buf[o:o + c]), int(t), int(np.broadcast_to(b.linktypes, b.offsets.shape)[0])))
+    return out[:limit]
+
+
+def _decode_list(frames):
+    buf = np.frombuffer(b"".join(f[0] for f in frames), np.uint8)
+    lens = np.array([len(f[0]) for f in frames], np.int64)
+    offs = np.cumsum(lens) - lens
+    d = decode_frames(buf, offs, lens, lens, np.array([f[1] for f in frames], np.int64),
+                      np.array([f[2] for f in frames], np.int64), exporter="x")
+    return d.packets.to_pylist(), d.dns.to_pylist(), d.rejects.by_reason + d.truncated.by_reason
+
+
+@pytest.mark.shared_data
+def test_batch_decoding_equals_frame_by_frame_on_real_and_mutated_captures(shared_data):
+    """The lock-step paths (all names continuing, pointer-free names, distinct-address
+    formatting of big batches, ...) must give each frame what decoding it alone gives."""
+    rng = np.random.default_rng(21)
+    frames = []
+    real = _frames(shared_data / "pcap" / "pathspider_real.pcap.gz", 10**6)
+    frames += real[:500] + [f for f in real[500:] if b"\x00\x35" in (f[0][34:36], f[0][36:38])]  # + port 53
+    for name in ("dpkt_dns_icmp.pcap", "gopacket_test_dns.pcap", "lab_mixed.pcap"):
+        frames += _frames(shared_data / "pcap" / name, 10**6)
+    dns = [f for f in frames if len(f[0]) > 54]
+    mutated = []
+    for i in range(600):  # byte flips and cuts in the upper layers of real frames
+        data, t, lt = dns[int(rng.integers(len(dns)))]
+        b = bytearray(data)
+        for _ in range(int(rng.integers(1, 4))):
+            b[int(rng.integers(34, len(b)))] = int(rng.integers(256))
+        if i % 4 == 0:
+            b = b[: int(rng.integers(14, len(b)))]
+        mutated.append((bytes(b), t, lt))
+    everything = frames + mutated
+    packets, dns_rows, rejects = _decode_list(everything)
+    one_by_one = [_decode_list([f]) for f in everything]
+    assert packets == [r for p, _, _ in one_by_one for r in p]
+    assert dns_rows == [r for _, d, _ in one_by_one for r in d]
+    total = sum((r for _, _, r in one_by_one), start=type(rejects)())
+    assert rejects == total
+    assert sum(rejects.values()) > 50 and len(dns_rows) > 500  # the mutations did reach the decoders
