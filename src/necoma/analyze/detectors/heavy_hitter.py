@@ -70,8 +70,8 @@ class HeavyHitter(Detector):
         min_growth: float = Field(2.0, description="A new heavy hitter's own bytes or packets must also exceed its mean over the previous `novelty_reports` hours by k·σ and by this factor (steady ones whose share only rises when the network is quiet stay silent).")
         max_burst_share: float = Field(0.5, description="Largest share of the hour its busiest 5 minutes may hold (a destination prefix's bytes; a source's or host's heaviest pair's bytes or packets); above, a burst is not reported.")
 
-    # Per hour and observation, the prefixes over (nearly) the share, with the hour's totals beside them: the
-    # exact test is redone in Python. IPv6 rows come back per address (portable SQL cannot cut a /48), few.
+    # Per hour and observation, the prefixes over (nearly) the share, and the hour's totals on every side's first row:
+    # the exact test is redone in Python. IPv6 rows come back per address (portable SQL cannot cut a /48), few.
     PREFIXES = f"""
 WITH {TRAFFIC.strip()},
 sides AS (
@@ -79,18 +79,14 @@ sides AS (
     UNION ALL
     SELECT t, via, 'destination' AS side, {V4_KEY.format(c="dst_ip")} AS k, byts, pkts FROM traffic
 ),
-per_key AS (SELECT time_bin(t) AS bin, via, side, k, sum(byts) AS byts, sum(pkts) AS pkts FROM sides
+per_key AS (SELECT time_bin(t) AS bin, via, side, k, sum(byts) AS byts, sum(pkts) AS pkts, count(*) AS n FROM sides
             GROUP BY time_bin(t), via, side, k),
 shares AS (SELECT *, sum(byts) OVER (PARTITION BY bin, via, side) AS tot_b,
-                     sum(pkts) OVER (PARTITION BY bin, via, side) AS tot_p FROM per_key)
-SELECT bin, via, side, k, byts, pkts FROM shares
-WHERE k LIKE '%:%' OR byts > :near * tot_b OR pkts > :near * tot_p
-"""
-
-    TOTALS = f"""
-WITH {TRAFFIC.strip()}
-SELECT time_bin(t) AS bin, via, sum(byts) AS byts, sum(pkts) AS pkts, count(*) AS n FROM traffic
-GROUP BY time_bin(t), via
+                     sum(pkts) OVER (PARTITION BY bin, via, side) AS tot_p,
+                     sum(n) OVER (PARTITION BY bin, via, side) AS tot_n,
+                     row_number() OVER (PARTITION BY bin, via, side ORDER BY k) AS r FROM per_key),
+marked AS (SELECT *, CASE WHEN k LIKE '%:%' OR byts > :near * tot_b OR pkts > :near * tot_p THEN 1 ELSE 0 END AS near FROM shares)
+SELECT bin, via, side, k, byts, pkts, tot_b, tot_p, tot_n, near FROM marked WHERE near = 1 OR r = 1
 """
 
     PREFIX_SERIES = f"""
@@ -166,9 +162,12 @@ SELECT bin, host, peer, max(m) AS busiest, sum(m) AS total FROM sub GROUP BY bin
         p = self.params
         hist = ctx.start - dt.timedelta(hours=p.novelty_reports)
         # (a) prefixes: aggregate IPv6 hosts to their /48 here (portable SQL cannot), pick the source with more records
-        totals = {(r["bin"], r["via"]): (r["byts"], r["pkts"], r["n"]) for r in ctx.query(self.TOTALS, start=hist)}
+        totals: dict[tuple, tuple[int, int, int]] = {}
         agg: dict[tuple, dict] = {}
         for r in ctx.query(self.PREFIXES, start=hist, near=0.999 * p.min_share):
+            totals[(r["bin"], r["via"])] = (r["tot_b"], r["tot_p"], r["tot_n"])  # either side: every row once
+            if not r["near"]:
+                continue
             pfx = prefix_of(r["k"], 24, 48) if ":" in r["k"] else f"{r['k']}.0/24"
             a = agg.setdefault((r["bin"], r["via"], r["side"], pfx), {"byts": 0, "pkts": 0, "keys": set()})
             a["byts"] += r["byts"]
