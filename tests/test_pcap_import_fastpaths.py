@@ -45,11 +45,9 @@ def test_key_text_ipv4_ipv6_and_mapped():
 def _reference_flows(packets: pa.Table, idle_us: int, active_us: int) -> list[tuple]:
     """Flows cut one packet at a time: a new flow when the key changes, after an idle
     gap, or at the first packet `active_us` after the flow's start."""
-    cols = {c: packets.column(c).to_pylist() for c in ("time", "src_ip", "dst_ip", "src_port", "dst_port",
-                                                        "protocol", "ip_length", "tcp_flags", "more_fragments",
-                                                        "fragment_offset")}
-    t = [int(x.timestamp() * 1_000_000) if hasattr(x, "timestamp") else x for x in
-         packets.column("time").cast(pa.int64()).to_pylist()]
+    cols = {c: packets.column(c).to_pylist() for c in ("src_ip", "dst_ip", "src_port", "dst_port", "protocol",
+                                                        "ip_length", "tcp_flags", "more_fragments", "fragment_offset")}
+    t = packets.column("time").cast(pa.int64()).to_pylist()  # microseconds
     idx = sorted(range(len(t)), key=lambda i: (cols["src_ip"][i], cols["dst_ip"][i], cols["src_port"][i] or 0,
                                                cols["dst_port"][i] or 0, cols["protocol"][i], t[i], i))
     flows, cur = [], None
