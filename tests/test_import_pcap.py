@@ -28,6 +28,10 @@ from scapy.all import (  # noqa: E402
 )
 
 # rows per table, checked with `tshark -r FILE -Y "ip or ipv6" | wc -l` and `-Y dns`
+# Explicit MAC addresses: without them scapy resolves the destination MAC by ARP on a
+# real interface while building the frame; these tests must send nothing anywhere.
+MACS = {"src": "02:00:00:00:00:01", "dst": "02:00:00:00:00:02"}
+
 EXPECTED = {
     "dpkt_dns_icmp.pcap": (32, 10),
     "gopacket_test_dns.pcap": (10, 10),
@@ -236,7 +240,7 @@ def test_truncated_copy_imports_up_to_the_cut(shared_data, settings, tmp_path):
 
 def test_garbage_file_fails_clearly_and_keeps_the_lake(settings, tmp_path):
     good = tmp_path / "good.pcap"
-    wrpcap(str(good), [Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=1, dport=2)])
+    wrpcap(str(good), [Ether(**MACS) / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=1, dport=2)])
     run_import("pcap", good, settings)
     for name, content in (("junk.pcap", b"this is not a capture at all\n" * 10), ("empty.pcap", b""),
                           ("junk.gz", gzip.compress(b"hello world" * 100))):
@@ -270,7 +274,7 @@ QUERY = DNS(id=0x1234, rd=1, qd=DNSQR(qname="WWW.Example.COM", qtype=255), ar=DN
 
 def test_vlan_qinq_and_cooked_linux():
     ip = IP(src="192.0.2.1", dst="198.51.100.7") / UDP(sport=5353, dport=53) / QUERY
-    frames = [raw(Ether() / Dot1Q(vlan=42) / ip), raw(Ether() / Dot1AD(vlan=7) / Dot1Q(vlan=300) / ip)]
+    frames = [raw(Ether(**MACS) / Dot1Q(vlan=42) / ip), raw(Ether(**MACS) / Dot1AD(vlan=7) / Dot1Q(vlan=300) / ip)]
     d = decode(frames)
     assert [r["vlan"] for r in rows(d.packets)] == [42, 7]
     assert all(r["dns_qname"] == "www.example.com" and r["dns_qtype"] == 255 for r in rows(d.packets))
@@ -287,7 +291,7 @@ def test_ipv6_fragment_header_and_edns():
     base = IPv6(src="2001:db8::1", dst="2001:db8:0:0:1::2")
     first = base / IPv6ExtHdrFragment(id=0xABCDEF, offset=0, m=1) / UDP(sport=4000, dport=53) / QUERY
     later = base / IPv6ExtHdrFragment(id=0xABCDEF, offset=185, m=0, nh=17) / Raw(b"x" * 64)
-    d = decode([raw(Ether() / first), raw(Ether() / later)])
+    d = decode([raw(Ether(**MACS) / first), raw(Ether(**MACS) / later)])
     a, b = rows(d.packets)
     assert (a["ip_version"], a["src_ip"], a["dst_ip"]) == (6, "2001:db8::1", "2001:db8::1:0:0:2")
     assert (a["ip_id"], a["fragment_offset"], a["more_fragments"], a["protocol"]) == (0xABCDEF, 0, True, 17)
@@ -300,9 +304,9 @@ def test_ipv6_fragment_header_and_edns():
 
 
 def test_ipv4_fragments_and_options():
-    frags = [raw(Ether() / IP(src="10.0.0.1", dst="10.0.0.2", id=77, flags="MF", frag=0, options=[b"\x01" * 4])
+    frags = [raw(Ether(**MACS) / IP(src="10.0.0.1", dst="10.0.0.2", id=77, flags="MF", frag=0, options=[b"\x01" * 4])
                  / UDP(sport=1, dport=2) / (b"a" * 40)),
-             raw(Ether() / IP(src="10.0.0.1", dst="10.0.0.2", id=77, frag=6, proto=17) / (b"b" * 40))]
+             raw(Ether(**MACS) / IP(src="10.0.0.1", dst="10.0.0.2", id=77, frag=6, proto=17) / (b"b" * 40))]
     a, b = rows(decode(frags).packets)
     assert (a["more_fragments"], a["fragment_offset"], a["src_port"], a["ip_length"]) == (True, 0, 1, 24 + 8 + 40)
     assert (b["more_fragments"], b["fragment_offset"], b["ip_id"]) == (False, 48, 77) and "src_port" not in b
@@ -315,9 +319,9 @@ def test_dns_over_tcp_and_responses():
         DNSRR(rrname="alias.example.net", type="AAAA", rdata="2001:db8::53", ttl=60),
         DNSRR(rrname="tcp.example", type="TXT", rdata=['v=spf1 "x"']),
         DNSRR(rrname="tcp.example", type="MX", rdata=b"\x00\x0a\x04mail\xc0\x0c")]))
-    seg = Ether() / IP(src="198.51.100.53", dst="192.0.2.10") / TCP(sport=53, dport=40000, flags="PA") / (
+    seg = Ether(**MACS) / IP(src="198.51.100.53", dst="192.0.2.10") / TCP(sport=53, dport=40000, flags="PA") / (
         struct.pack(">H", len(msg)) + msg)
-    syn = Ether() / IP(src="192.0.2.10", dst="198.51.100.53") / TCP(sport=40000, dport=53, flags="S")
+    syn = Ether(**MACS) / IP(src="192.0.2.10", dst="198.51.100.53") / TCP(sport=40000, dport=53, flags="S")
     d = decode([raw(syn), raw(seg)])
     assert [r["tcp_flags"] for r in rows(d.packets)] == [0x02, 0x18]
     (r,) = rows(d.dns)
@@ -330,11 +334,11 @@ def test_dns_over_tcp_and_responses():
 
 
 def test_ntp_mode7_and_malformed_dns_never_raise():
-    ntp = Ether() / IP() / UDP(sport=40000, dport=123) / Raw(bytes([0x17, 0x00, 0x03, 42]) + b"\0" * 4)
-    loop = Ether() / IP() / UDP(sport=1, dport=53) / Raw(bytes.fromhex("abcd01000001000000000000") + b"\xc0\x0c")
-    long_label = Ether() / IP() / UDP(sport=1, dport=53) / Raw(bytes.fromhex("abcd01000001000000000000") + b"\x45abc")
-    short = Ether() / IP() / UDP(sport=1, dport=53) / Raw(b"\x01\x02\x03")
-    cut_ip = raw(Ether() / IP() / UDP())[:20]
+    ntp = Ether(**MACS) / IP() / UDP(sport=40000, dport=123) / Raw(bytes([0x17, 0x00, 0x03, 42]) + b"\0" * 4)
+    loop = Ether(**MACS) / IP() / UDP(sport=1, dport=53) / Raw(bytes.fromhex("abcd01000001000000000000") + b"\xc0\x0c")
+    long_label = Ether(**MACS) / IP() / UDP(sport=1, dport=53) / Raw(bytes.fromhex("abcd01000001000000000000") + b"\x45abc")
+    short = Ether(**MACS) / IP() / UDP(sport=1, dport=53) / Raw(b"\x01\x02\x03")
+    cut_ip = raw(Ether(**MACS) / IP() / UDP())[:20]
     d = decode([raw(ntp), raw(loop), raw(long_label), raw(short), cut_ip])
     p = rows(d.packets)
     assert (p[0]["ntp_mode"], p[0]["ntp_request_code"]) == (7, 42)
@@ -345,7 +349,7 @@ def test_ntp_mode7_and_malformed_dns_never_raise():
 
 
 def test_capture_formats(tmp_path):
-    pkts = [Ether() / IP(src="10.1.1.1", dst="10.2.2.2") / UDP(sport=999, dport=53) / QUERY for _ in range(3)]
+    pkts = [Ether(**MACS) / IP(src="10.1.1.1", dst="10.2.2.2") / UDP(sport=999, dport=53) / QUERY for _ in range(3)]
     for i, p in enumerate(pkts):
         p.time = 1_700_000_000 + i + 0.123456
     wrpcapng(str(tmp_path / "a.pcapng"), pkts)
@@ -371,8 +375,8 @@ def test_capture_formats(tmp_path):
 def test_flows_idle_and_active_timeouts():
     s = 1_000_000
     t0 = 1_700_000_000 * s
-    udp = raw(Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=5, dport=6) / (b"x" * 10))
-    frag = raw(Ether() / IP(src="10.0.0.1", dst="10.0.0.2", flags="MF") / UDP(sport=5, dport=6) / (b"x" * 10))
+    udp = raw(Ether(**MACS) / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=5, dport=6) / (b"x" * 10))
+    frag = raw(Ether(**MACS) / IP(src="10.0.0.1", dst="10.0.0.2", flags="MF") / UDP(sport=5, dport=6) / (b"x" * 10))
     # a gap of 61 s splits (idle 60 s); a steady stream every 50 s is cut at 300 s (active)
     times = [t0, t0 + 10 * s] + [t0 + 71 * s + k * 50 * s for k in range(9)]
     frames = [udp, frag] + [udp] * 9
@@ -390,7 +394,7 @@ def test_long_and_cut_names_are_counted():
     hdr = bytes.fromhex("abcd01000001000000000000")
     too_long = hdr + (b"\x3f" + b"a" * 63) * 5 + b"\x00\x00\x01\x00\x01"
     cut = hdr + b"\x07example\x03co"
-    frames = [raw(Ether() / IP() / UDP(sport=1, dport=53) / Raw(p)) for p in (too_long, cut)]
+    frames = [raw(Ether(**MACS) / IP() / UDP(sport=1, dport=53) / Raw(p)) for p in (too_long, cut)]
     d = decode(frames)
     assert d.dns.num_rows == 0 and d.packets.num_rows == 2
     assert d.rejects.by_reason == {"dns: question name longer than 255 bytes": 1,
@@ -403,7 +407,7 @@ def test_random_payloads_never_raise():
     for i in range(1500):  # DNS-looking headers with small counts, then random bytes
         payload = bytes.fromhex("abcd8180") + rng.integers(0, 4, 8, dtype=np.uint8).tobytes() if i % 2 else b""
         payload += rng.integers(0, 256, int(rng.integers(0, 300)), dtype=np.uint8).tobytes()
-        frame = raw(Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=53, dport=5353) / Raw(payload))
+        frame = raw(Ether(**MACS) / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=53, dport=5353) / Raw(payload))
         frames.append(frame if i % 5 else frame[: int(rng.integers(0, len(frame)))])
     d = decode(frames)
     assert d.rejects.total > 0 and d.dns.num_rows > 0

@@ -11,6 +11,7 @@ from necoma.schemas import FLOWS, INTERFACES, PACKETS
 from tests import sflow_encode as enc
 
 T0 = 1_764_000_000.25  # reception time: the only clock sFlow rows get
+MACS = {"src": "02:00:00:00:00:01", "dst": "02:00:00:00:00:02"}  # no ARP lookup while building
 SRC = "203.0.113.9"  # UDP source, the key of the counters
 
 
@@ -245,7 +246,7 @@ def test_feed_never_raises_on_internal_errors(monkeypatch):
 
 def _frames():
     scapy = pytest.importorskip("scapy.all")
-    eth = scapy.Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    eth = scapy.Ether(**MACS)
     dns = (eth / scapy.Dot1Q(vlan=30) / scapy.IP(src="10.0.0.1", dst="192.0.2.53", ttl=61)
            / scapy.UDP(sport=33333, dport=53) / scapy.DNS(id=77, rd=1, qd=scapy.DNSQR(qname="www.example.org", qtype=28)))
     syn = scapy.IP(src="10.0.0.2", dst="198.51.100.80") / scapy.TCP(sport=40000, dport=80, flags="S")
@@ -308,11 +309,11 @@ def test_dns_cut_by_the_sampled_header_length_is_kept_and_counted_apart():
     That is sFlow working as designed, not a rejection; header and question are kept."""
     scapy = pytest.importorskip("scapy.all")
     answers = [scapy.DNSRR(rrname="big.example.net", type="A", rdata=f"192.0.2.{i}") for i in range(1, 9)]
-    resp = bytes(scapy.Ether() / scapy.IP(src="192.0.2.53", dst="10.0.0.1") / scapy.UDP(sport=53, dport=4444)
+    resp = bytes(scapy.Ether(**MACS) / scapy.IP(src="192.0.2.53", dst="10.0.0.1") / scapy.UDP(sport=53, dport=4444)
                  / scapy.DNS(id=99, qr=1, rcode=0, qd=scapy.DNSQR(qname="big.example.net", qtype=1), an=answers))
     assert len(resp) > 128
     # a complete (uncut) frame whose DNS question is missing: a real rejection
-    broken = bytes(scapy.Ether() / scapy.IP(src="10.0.0.7", dst="192.0.2.53") / scapy.UDP(sport=5555, dport=53)
+    broken = bytes(scapy.Ether(**MACS) / scapy.IP(src="10.0.0.7", dst="192.0.2.53") / scapy.UDP(sport=5555, dport=53)
                    / (bytes(scapy.DNS(id=5, qd=scapy.DNSQR(qname="x.example")))[:14]))
     dec = SflowDecoder()
     feed(dec, enc.datagram([enc.flow_sample([enc.raw_header(resp)], seq=1, rate=256),
