@@ -26,6 +26,7 @@ import pytest
 
 from necoma.collect.netflow import NetflowDecoder
 from tests.conftest import require_tool
+from tests.test_netflow_fast_path import assert_batches_equal
 
 WRAP_MS = 1 << 32  # one sysUptime wrap: 49.7 days
 PROTO = {"TCP": 6, "UDP": 17, "ICMP": 1, "ICMP6": 58, "IGMP": 2, "PIM": 103}
@@ -101,6 +102,8 @@ def pcap_file(shared_data: Path, tmp_path: Path, name: str) -> Path:
 
 
 def decode(datagrams: list[bytes]) -> tuple[NetflowDecoder, list[dict]]:
+    """Datagram by datagram; and the same datagrams in batches (feed_many) must give the same."""
+    assert_batches_equal(datagrams)
     dec = NetflowDecoder()
     now = time.time()
     for d in datagrams:

@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from necoma.collect.netflow import fields as F
 from necoma.collect.netflow.templates import Slot, Template, uint_values
-from necoma.collect.netflow.text import ipv4_text, ipv6_text, repeated
+from necoma.collect.netflow.text import ipv4_text_fast, ipv6_text, repeated
 from necoma.schemas import FLOWS
 
 log = logging.getLogger("necoma.collect.netflow")
@@ -38,6 +38,7 @@ class OptionState:
     rate_by_if: dict[int, int] = field(default_factory=dict)
     rate_by_sampler: dict[int, int] = field(default_factory=dict)
     if_names: dict[int, str] = field(default_factory=dict)
+    last_set: tuple[int, bytes] | None = None  # (template id, body) of the last clean v9 options set applied
 
 
 class Meta(NamedTuple):
@@ -49,7 +50,7 @@ class Meta(NamedTuple):
 
 
 class _Batch:
-    __slots__ = ("tpl", "exporter", "domain", "source", "options", "parts", "counts", "metas", "records")
+    __slots__ = ("tpl", "exporter", "domain", "source", "options", "parts", "counts", "metas", "records", "chunked")
 
     def __init__(self, tpl: Template, exporter: str, domain: int, source: str, options: OptionState | None) -> None:
         self.tpl, self.exporter, self.domain, self.source, self.options = tpl, exporter, domain, source, options
@@ -57,6 +58,7 @@ class _Batch:
         self.counts: list[int] = []
         self.metas: list[tuple[int, int, int]] = []  # Meta fields, as plain tuples (cheaper per datagram)
         self.records = 0
+        self.chunked = False  # some counts/metas entries are arrays of many datagrams (add_many)
 
 
 class Batches:
@@ -84,6 +86,25 @@ class Batches:
             del self._open[key]
             self._decode(b)
 
+    def add_many(self, tpl: Template, exporter: str, domain: int, source: str, options: OptionState | None,
+                 records, counts: np.ndarray, metas: np.ndarray) -> None:
+        """Data sets of many datagrams at once: `counts[j]` records with `metas[j]` (export, uptime, rate)."""
+        total = int(counts.sum())
+        if total <= 0:
+            return
+        key = (id(tpl), exporter, domain, source)
+        b = self._open.get(key)
+        if b is None:
+            b = self._open[key] = _Batch(tpl, exporter, domain, source, options)
+        b.parts.append(records)
+        b.counts.append(counts)
+        b.metas.append(metas)
+        b.chunked = True
+        b.records += total
+        if b.records >= BATCH_RECORDS:
+            del self._open[key]
+            self._decode(b)
+
     def flush(self) -> tuple[list[pa.Table], list[tuple[str, int]]]:
         """Tables decoded since the last flush, and what failed to decode (never raises)."""
         for b in self._open.values():
@@ -104,8 +125,12 @@ def decode_batch(b: _Batch) -> pa.Table:
     tpl = b.tpl
     n = b.records
     arr = np.frombuffer(b"".join(b.parts), dtype=tpl.dtype, count=n)
-    counts = np.asarray(b.counts, dtype=np.int64)
-    metas = np.array(b.metas, dtype=np.int64).reshape(-1, 3)
+    if b.chunked:
+        counts = np.concatenate([np.asarray(c, np.int64).reshape(-1) for c in b.counts])
+        metas = np.concatenate([np.asarray(m, np.int64).reshape(-1, 3) for m in b.metas])
+    else:
+        counts = np.asarray(b.counts, dtype=np.int64)
+        metas = np.array(b.metas, dtype=np.int64).reshape(-1, 3)
     export_ms, uptime, rate = (np.repeat(metas[:, i], counts) for i in range(3))
     s = tpl.slots
 
@@ -221,4 +246,4 @@ def _lookup(keys: np.ndarray, table: dict[int, int]) -> np.ndarray:
 def _addresses(arr: np.ndarray, slot: Slot | None, n: int) -> pa.Array:
     if slot is None:
         return pa.nulls(n, pa.string())
-    return ipv4_text(arr[slot.name]) if slot.kind == "ipv4" else ipv6_text(arr[slot.name])
+    return ipv4_text_fast(arr[slot.name]) if slot.kind == "ipv4" else ipv6_text(arr[slot.name])

@@ -54,6 +54,7 @@ class SequenceTracker:
         self.late_window = late_window
         self.max_streams = max_streams
         self._streams: OrderedDict[tuple, _Stream] = OrderedDict()
+        self.version = 0  # bumped when a stream is added or removed (fast_path rebuilds its arrays)
 
     def observe(self, stream: tuple, seq: int, count: int, flow_count: int | None = None) -> int:
         """Change to the stream's gap count (negative when a late datagram fills a gap).
@@ -67,6 +68,7 @@ class SequenceTracker:
             if len(self._streams) >= self.max_streams:
                 self._streams.popitem(last=False)
             self._streams[stream] = _Stream(seq, counts)
+            self.version += 1
             return 0
         n = counts[st.mode >> 1]
         if st.mode & 1:
@@ -96,7 +98,12 @@ class SequenceTracker:
 
     def forget(self, stream: tuple) -> None:
         """The next datagram of this stream starts afresh (its record count was unknown)."""
-        self._streams.pop(stream, None)
+        if self._streams.pop(stream, None) is not None:
+            self.version += 1
+
+    def streams(self) -> list[tuple[tuple, _Stream]]:
+        """(stream key, state); fast_path updates `prev` of v9 streams in place."""
+        return list(self._streams.items())
 
     def __len__(self) -> int:
         return len(self._streams)

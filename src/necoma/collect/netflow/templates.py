@@ -213,6 +213,7 @@ class TemplateCache:
     def __init__(self, max_per_exporter: int = 4096) -> None:
         self.max_per_exporter = max_per_exporter
         self._by_exporter: dict[str, dict[tuple, Template]] = {}  # (domain key, tid)
+        self.version = 0  # bumped on every change (fast_path rebuilds its arrays)
 
     def get(self, exporter: str, domain: tuple, tid: int) -> Template | None:
         per = self._by_exporter.get(exporter)
@@ -227,15 +228,22 @@ class TemplateCache:
         if old is None and len(per) >= self.max_per_exporter:
             return tpl, False
         per[(domain, tpl.tid)] = tpl
+        self.version += 1
         return tpl, True
 
     def withdraw(self, exporter: str, domain: tuple, tid: int) -> None:
         self._by_exporter.get(exporter, {}).pop((domain, tid), None)
+        self.version += 1
 
     def withdraw_all(self, exporter: str, domain: tuple, options: bool) -> None:
         per = self._by_exporter.get(exporter, {})
         for key in [k for k, t in per.items() if k[0] == domain and t.is_options == options]:
             del per[key]
+        self.version += 1
+
+    def of_exporter(self, exporter: str) -> list[tuple[tuple, Template]]:
+        """((domain key, template id), template) of one exporter."""
+        return list(self._by_exporter.get(exporter, {}).items())
 
     def count(self, exporter: str | None = None) -> int:
         if exporter is not None:
