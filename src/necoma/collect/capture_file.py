@@ -1,9 +1,9 @@
 """Streaming reader of pcap and pcapng files, gzipped (even twice) or not.
 
 `CaptureReader.batches()` yields `FrameBatch`es of whole frames from chunks of
-about `chunk_bytes`, so memory stays bounded whatever the file size. Only the
-record (or block) headers are walked in Python; every other field is read with
-numpy over the whole batch. When the file is damaged (truncated record, absurd
+about `chunk_bytes`, so memory stays bounded whatever the file size. pcap record
+headers are walked by a compiled loop (`wire_jit.pcap_records`), pcapng blocks
+in Python; every other field is read over the whole batch at once. When the file is damaged (truncated record, absurd
 length, corrupt gzip stream) the reader yields everything before the damage and
 sets `stopped` to a sentence saying where and why.
 """
@@ -176,29 +176,16 @@ class CaptureReader:
 
     # -- classic pcap -----------------------------------------------------------------
     def _walk_pcap(self, data: bytes, pos: int) -> tuple[FrameBatch | None, int]:
+        from necoma.collect.wire_jit import pcap_records  # compiled: one pass over the headers
+
         limit = max(self._snaplen, MAX_RECORD)
-        n = len(data)
-        recs: list[int] = []
-        ap = recs.append
-        incl_at = struct.Struct(self._order + "I").unpack_from  # the only per-record Python work
-        last = n - 16  # a record header must fit
-        while pos <= last:
-            (incl,) = incl_at(data, pos + 8)
-            if incl > limit or pos + 16 + incl > n:
-                break
-            ap(pos)
-            pos += 16 + incl
-        if pos <= last and incl > limit:
-            self._stop(f"record {self.frames + len(recs) + 1} at byte {self._pos + pos} claims {incl}"
-                       f" captured bytes (more than {limit}): the file is damaged from there on")
         buf = np.frombuffer(data, np.uint8)
-        rec = np.array(recs, np.int64)
-        # all 16-byte record headers in one gather, then viewed as four 32-bit fields
-        hdr = buf[rec[:, None] + np.arange(16)].view(self._order + "u4")
-        sec, frac, incl_a, orig = (hdr[:, i].astype(np.int64) for i in range(4))
+        offs, incl, orig, sec, frac, pos, claimed = pcap_records(buf, pos, limit, self._order == ">")
+        if claimed > limit:
+            self._stop(f"record {self.frames + len(offs) + 1} at byte {self._pos + pos} claims {claimed}"
+                       f" captured bytes (more than {limit}): the file is damaged from there on")
         times = sec * 1_000_000 + (frac if self._ticks == 1_000_000 else frac // 1000)
-        batch = FrameBatch(buf, rec + 16, incl_a, orig, times, self._linktype, self.frames)
-        return batch, pos
+        return FrameBatch(buf, offs, incl, orig, times, self._linktype, self.frames), pos
 
     # -- pcapng -----------------------------------------------------------------------
     def _walk_pcapng(self, data: bytes, pos: int) -> tuple[FrameBatch | None, int]:

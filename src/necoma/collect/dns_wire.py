@@ -213,7 +213,7 @@ def parse_messages(buf: np.ndarray, msg: np.ndarray, mend: np.ndarray) -> Messag
     qclass = np.zeros(k, np.uint16)
     tc = words16(buf, after, 2)
     qtype[hq], qclass[hq] = tc[:, 0], tc[:, 1]
-    pos = np.zeros(k, np.int64)
+    pos = msg + 12  # records follow the header when there is no question
     pos[hq] = after + 4
     # further questions are skipped (almost never more than one)
     alive = q_ok.copy()

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from necoma.collect.dns_wire import parse_messages
+from necoma.collect.dns_fast import parse_messages  # compiled; dns_wire.parse_messages is its numpy reference
 from necoma.collect.rejects import Rejects
 from necoma.collect.wire import key_text, repeated, scatter_strings, u8, u16, u32
 from necoma.schemas import DNS, PACKETS, TS
