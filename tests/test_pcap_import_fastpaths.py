@@ -191,3 +191,25 @@ def test_batch_decoding_equals_frame_by_frame_on_real_and_mutated_captures(share
     total = sum((r for _, _, r in one_by_one), start=type(rejects)())
     assert rejects == total
     assert sum(rejects.values()) > 50 and len(dns_rows) > 500  # the mutations did reach the decoders
+
+
+def _columns(settings, table: str) -> dict:
+    (path,) = (settings.lake_path / table).rglob("*.parquet")
+    meta = pq.ParquetFile(path).metadata.row_group(0)
+    return {meta.column(i).path_in_schema: meta.column(i) for i in range(meta.num_columns)}
+
+
+@pytest.mark.shared_data
+def test_writer_dns_answers_dictionary_and_statistics(settings, shared_data):
+    """Answer names/types/TTLs dictionary-encoded inside the list; no min/max over
+    near-unique text (addresses, names), still on times and low-cardinality columns."""
+    report = run_import("pcap", shared_data / "pcap" / "dpkt_dns_icmp.pcap", settings)
+    assert report.rows["dns"] > 0
+    for table, with_stats, without in (("dns", ["time", "server_ip", "qtype"], ["client_ip", "qname"]),
+                                       ("packets", ["time", "protocol"], ["src_ip", "dst_ip", "dns_qname"])):
+        cols = _columns(settings, table)
+        assert all(cols[c].statistics is not None and cols[c].statistics.has_min_max for c in with_stats)
+        assert not any(cols[c].statistics is not None and cols[c].statistics.has_min_max for c in without)
+    cols = _columns(settings, "dns")
+    assert any("DICTIONARY" in e for e in cols["answers.list.element.name"].encodings)
+    assert not any("DICTIONARY" in e for e in cols["answers.list.element.data"].encodings)

@@ -169,7 +169,8 @@ def _parse(buf, msg, mend):
         ns, ar = _u16(buf, m0 + 8), _u16(buf, m0 + 10)
         pos, alive = m0 + 12, True
         if qd[i] > 0:
-            q_txt = _room(q_txt, qo, NAME_ROOM)
+            if qo + NAME_ROOM > len(q_txt):  # checked here: a call per message costs refcounting
+                q_txt = _room(q_txt, qo, NAME_ROOM)
             after, err, qo2 = _name(buf, m0, me, m0 + 12, True, q_txt, qo)
             if err != 0:
                 prob[i], alive = 1 + err, False
@@ -200,7 +201,10 @@ def _parse(buf, msg, mend):
                     a_row, a_rdata, a_rdlen = _grow(a_row, cap), _grow(a_rdata, cap), _grow(a_rdlen, cap)
                     a_type, a_ttl, a_kind = _grow(a_type, cap), _grow(a_ttl, cap), _grow(a_kind, cap)
                     a_noff, a_doff = _grow(a_noff, cap + 1), _grow(a_doff, cap + 1)
-                a_ntxt, a_dtxt = _room(a_ntxt, no, NAME_ROOM), _room(a_dtxt, do, NAME_ROOM)
+                if no + NAME_ROOM > len(a_ntxt):
+                    a_ntxt = _room(a_ntxt, no, NAME_ROOM)
+                if do + NAME_ROOM > len(a_dtxt):
+                    a_dtxt = _room(a_dtxt, do, NAME_ROOM)
             no0, err = no, 0
             if is_ans and qn_ok[i] and pos + 2 <= me and _u16(buf, pos) == 0xC00C:  # the question's name
                 after = pos + 2

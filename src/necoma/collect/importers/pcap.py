@@ -35,11 +35,12 @@ def import_file(path: Path, writer: LakeWriter, rejects: Rejects, *, chunk_bytes
         raise ImportFailed(f"{path}: cannot read: {exc}") from None
     flows = FlowAggregator(path.name, idle_s=idle_timeout, active_s=active_timeout)
     skipped: Counter = Counter()
-    # Flow cutting and Parquet encoding run on a second thread (numpy and Parquet
-    # release the GIL) while the next chunk is decoded. Only that thread touches
-    # the writer and the aggregator; the queue is short, so at most a couple of
-    # decoded chunks wait in memory.
-    with _Background() as bg, reader:
+    # Two threads beside this one (numba kernels, numpy and Parquet release the GIL):
+    # one writes `packets` and `dns`, the other cuts flows and writes `flows`, while
+    # the next chunk is decoded here. Each table is written by one thread only
+    # (LakeWriter keeps its state per table); the queues are short, so at most a
+    # couple of decoded chunks wait in memory.
+    with _Background("pcap-import-tables") as tables, _Background("pcap-import-flows") as flow_bg, reader:
         for b in reader.batches():
             dec = decode_frames(b.buf, b.offsets, b.caplens, b.wirelens, b.times_us, b.linktypes,
                                 exporter=path.name, frame_base=b.first_frame)
@@ -49,8 +50,9 @@ def import_file(path: Path, writer: LakeWriter, rejects: Rejects, *, chunk_bytes
             for reason, n in dec.truncated.by_reason.items():
                 rejects.add(f"{reason} (frame cut by the snap length)", dec.truncated.first_seen[reason], n)
             skipped.update(dec.skipped)
-            bg.put(_store, writer, flows, dec)
-        bg.put(lambda: writer.write("flows", flows.finish()))
+            tables.put(_store_tables, writer, dec)
+            flow_bg.put(_store_flows, writer, flows, dec)
+        flow_bg.put(lambda: writer.write("flows", flows.finish()))
     notes = [f"{reader.format}, {reader.frames} frames read"]
     if skipped:
         kinds = ", ".join(f"{n} × {k}" for k, n in skipped.most_common(5))
@@ -60,9 +62,12 @@ def import_file(path: Path, writer: LakeWriter, rejects: Rejects, *, chunk_bytes
     return notes
 
 
-def _store(writer: LakeWriter, flows: FlowAggregator, dec) -> None:
+def _store_tables(writer: LakeWriter, dec) -> None:
     writer.write("packets", dec.packets)
     writer.write("dns", dec.dns)
+
+
+def _store_flows(writer: LakeWriter, flows: FlowAggregator, dec) -> None:
     writer.write("flows", flows.add(dec.packets, dec.tos, dec.addr_keys))
 
 
@@ -70,10 +75,10 @@ class _Background:
     """One worker thread running queued calls in order; its first error is re-raised
     on the importing thread (at the next `put` or at exit)."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str) -> None:
         self.queue: queue.Queue = queue.Queue(maxsize=2)
         self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name="pcap-import-writer", daemon=True)
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def _run(self) -> None:
         while (item := self.queue.get()) is not None:
