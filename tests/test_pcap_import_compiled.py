@@ -101,6 +101,20 @@ def test_compiled_dns_on_hand_made_messages():
     assert fast.answers.to_pylist()[1] == [{"name": "", "type": 1, "ttl": 5, "data": "192.0.2.9"}]
 
 
+def test_compiled_dns_grows_its_buffers():
+    """Many answers per message: the kernel stops, its buffers grow, it goes on."""
+    q = b"\x07example\x03com\x00" + struct.pack(">HH", 1, 1)
+    rr = b"\xc0\x0c" + struct.pack(">HHIH", 5, 1, 60, 6) + b"\x03www\xc0\x0c"  # CNAME www.<question>
+    msgs = [struct.pack(">6H", i, 0x8180, 1, 120, 0, 0) + q + rr * 120 for i in range(40)] + [b"\x00" * 5]
+    buf = np.frombuffer(b"".join(msgs), np.uint8)
+    lens = np.array([len(m) for m in msgs])
+    msg = np.cumsum(lens) - lens
+    ref, fast = dns_wire.parse_messages(buf, msg, msg + lens), dns_fast.parse_messages(buf, msg, msg + lens)
+    _assert_same_messages(ref, fast)
+    answers = fast.answers.to_pylist()
+    assert len(answers[39]) == 120 and answers[39][119]["data"] == "www.example.com"
+
+
 def _flows(path: Path, reference: bool, cut_rows: int, idle: float, active: float) -> list[tuple]:
     agg = FlowAggregator("x", idle_s=idle, active_s=active, cut_rows=cut_rows, reference=reference)
     out = []

@@ -32,23 +32,6 @@ NAME_ROOM = 1100  # most text one name can make: 253 label bytes as \\DDD plus d
 
 
 @njit
-def _room(a, o, need):
-    """`a` with at least `need` bytes free after o (doubled when short)."""
-    if o + need <= len(a):
-        return a
-    b = np.empty(max(2 * len(a), o + need), a.dtype)
-    b[:o] = a[:o]
-    return b
-
-
-@njit
-def _grow(a, n):
-    b = np.empty(n, a.dtype)
-    b[: len(a)] = a
-    return b
-
-
-@njit
 def _u16(buf, p):
     return (np.int64(buf[p]) << 8) | np.int64(buf[p + 1])
 
@@ -144,69 +127,59 @@ def _render(buf, m0, me, rtype, rdata, rdlen, out, o):
 
 
 @njit
-def _parse(buf, msg, mend):
+def _parse_into(buf, msg, mend, state, flag, word, count, prob, q_off, q_txt, ans, a_noff, a_ntxt, a_doff, a_dtxt):
+    """Decode messages state[0]... into the given arrays; stop early (state says where)
+    when a buffer might not hold the next message's worst case, for the caller to grow
+    it. (Arrays are never reassigned in here: in a loop that costs numba refcounting
+    on every message, more than the decoding itself.)
+    flag: header_ok, question_ok, question name ok, over MAX_RECORDS; word: id, flags,
+    qtype, qclass, EDNS size; count: qdcount, ancount, record of a malformed RR;
+    ans: message, type, TTL, rdata offset, rdlength, data kind; state: message,
+    q_txt, answer, a_ntxt and a_dtxt positions."""
     k = len(msg)
-    hdr_ok, q_ok, qn_ok, over = np.zeros(k, np.bool_), np.zeros(k, np.bool_), np.zeros(k, np.bool_), np.zeros(k, np.bool_)
-    ident, flags, qtype = np.zeros(k, np.uint16), np.zeros(k, np.uint16), np.zeros(k, np.uint16)
-    qclass, edns = np.zeros(k, np.uint16), np.zeros(k, np.uint16)
-    qd, an = np.zeros(k, np.int64), np.zeros(k, np.int64)
-    prob, rr_j = np.zeros(k, np.int8), np.zeros(k, np.int64)
-    q_off, q_txt, qo = np.zeros(k + 1, np.int64), np.empty(32 * k + NAME_ROOM, np.uint8), 0
-    cap = 2 * k + 16
-    a_row, a_rdata, a_rdlen = np.empty(cap, np.int64), np.empty(cap, np.int64), np.empty(cap, np.int64)
-    a_type, a_ttl, a_kind = np.empty(cap, np.uint16), np.empty(cap, np.uint32), np.empty(cap, np.int8)
-    a_noff, a_doff = np.zeros(cap + 1, np.int64), np.zeros(cap + 1, np.int64)
-    a_ntxt, a_dtxt = np.empty(32 * k + NAME_ROOM, np.uint8), np.empty(16 * k + 2 * NAME_ROOM, np.uint8)
-    no, do, na = 0, 0, 0
-    for i in range(k):
+    i, qo, na, no, do = state[0], state[1], state[2], state[3], state[4]
+    while i < k:
+        if qo + NAME_ROOM > len(q_txt) or na + MAX_RECORDS > ans.shape[1] \
+                or no + MAX_RECORDS * NAME_ROOM > len(a_ntxt) or do + MAX_RECORDS * NAME_ROOM > len(a_dtxt):
+            break
         m0, me = msg[i], mend[i]
         if m0 < 0 or m0 + 12 > me:
             prob[i] = P_HEADER
             q_off[i + 1] = qo
+            i += 1
             continue
-        hdr_ok[i] = True
-        ident[i], flags[i], qd[i], an[i] = _u16(buf, m0), _u16(buf, m0 + 2), _u16(buf, m0 + 4), _u16(buf, m0 + 6)
-        ns, ar = _u16(buf, m0 + 8), _u16(buf, m0 + 10)
+        flag[0, i] = True
+        word[0, i], word[1, i], count[0, i], count[1, i] = _u16(buf, m0), _u16(buf, m0 + 2), _u16(buf, m0 + 4), _u16(buf, m0 + 6)
+        qd, an, ns, ar = count[0, i], count[1, i], _u16(buf, m0 + 8), _u16(buf, m0 + 10)
         pos, alive = m0 + 12, True
-        if qd[i] > 0:
-            if qo + NAME_ROOM > len(q_txt):  # checked here: a call per message costs refcounting
-                q_txt = _room(q_txt, qo, NAME_ROOM)
+        if qd > 0:
             after, err, qo2 = _name(buf, m0, me, m0 + 12, True, q_txt, qo)
             if err != 0:
                 prob[i], alive = 1 + err, False
             elif after + 4 > me:
                 prob[i], alive = P_QFIXED, False
             else:
-                q_ok[i] = qn_ok[i] = True
-                qo, qtype[i], qclass[i], pos = qo2, _u16(buf, after), _u16(buf, after + 2), after + 4
+                flag[1, i] = flag[2, i] = True
+                qo, word[2, i], word[3, i], pos = qo2, _u16(buf, after), _u16(buf, after + 2), after + 4
         else:
-            q_ok[i] = True
+            flag[1, i] = True
         q_off[i + 1] = qo
         if alive:
-            for _ in range(1, qd[i]):  # further questions are skipped; a bad one ends the message quietly
+            for _ in range(1, qd):  # further questions are skipped; a bad one ends the message quietly
                 aft, err, _o = _name(buf, m0, me, pos, False, q_txt, qo)
                 if err != 0 or aft + 4 > me:
                     alive = False
                     break
                 pos = aft + 4
         if not alive:
+            i += 1
             continue
-        total = an[i] + ns + ar
-        over[i] = total > MAX_RECORDS
+        total = an + ns + ar
+        flag[3, i] = total > MAX_RECORDS
         for j in range(min(total, MAX_RECORDS)):
-            is_ans = j < an[i]
-            if is_ans:
-                if na == cap:
-                    cap *= 2
-                    a_row, a_rdata, a_rdlen = _grow(a_row, cap), _grow(a_rdata, cap), _grow(a_rdlen, cap)
-                    a_type, a_ttl, a_kind = _grow(a_type, cap), _grow(a_ttl, cap), _grow(a_kind, cap)
-                    a_noff, a_doff = _grow(a_noff, cap + 1), _grow(a_doff, cap + 1)
-                if no + NAME_ROOM > len(a_ntxt):
-                    a_ntxt = _room(a_ntxt, no, NAME_ROOM)
-                if do + NAME_ROOM > len(a_dtxt):
-                    a_dtxt = _room(a_dtxt, do, NAME_ROOM)
+            is_ans = j < an
             no0, err = no, 0
-            if is_ans and qn_ok[i] and pos + 2 <= me and _u16(buf, pos) == 0xC00C:  # the question's name
+            if is_ans and flag[2, i] and pos + 2 <= me and _u16(buf, pos) == 0xC00C:  # the question's name
                 after = pos + 2
                 for p in range(q_off[i], q_off[i + 1]):
                     a_ntxt[no] = q_txt[p]
@@ -214,22 +187,50 @@ def _parse(buf, msg, mend):
             else:
                 after, err, no = _name(buf, m0, me, pos, is_ans, a_ntxt, no)
             if err != 0 or after + 10 > me or after + 10 + _u16(buf, after + 8) > me:
-                prob[i], rr_j[i] = P_RR, j
+                prob[i], count[2, i] = P_RR, j
                 no = no0
                 break
             rtype, rclass, rdlen = _u16(buf, after), _u16(buf, after + 2), _u16(buf, after + 8)
             if is_ans:
-                a_row[na], a_type[na], a_rdata[na], a_rdlen[na] = i, rtype, after + 10, rdlen
-                a_ttl[na] = (_u16(buf, after + 4) << 16) | _u16(buf, after + 6)
-                a_kind[na], do = _render(buf, m0, me, rtype, after + 10, rdlen, a_dtxt, do)
+                ans[0, na], ans[1, na], ans[3, na], ans[4, na] = i, rtype, after + 10, rdlen
+                ans[2, na] = (_u16(buf, after + 4) << 16) | _u16(buf, after + 6)
+                ans[5, na], do = _render(buf, m0, me, rtype, after + 10, rdlen, a_dtxt, do)
                 na += 1
                 a_noff[na], a_doff[na] = no, do
-            if rtype == OPT and j >= an[i] + ns:
-                edns[i] = rclass
+            if rtype == OPT and j >= an + ns:
+                word[4, i] = rclass
             pos = after + 10 + rdlen
-    return (hdr_ok, q_ok, qn_ok, over, ident, flags, qtype, qclass, edns, qd, an, prob, rr_j,
-            q_off, q_txt[:qo], a_row[:na], a_type[:na], a_ttl[:na], a_rdata[:na], a_rdlen[:na], a_kind[:na],
-            a_noff[: na + 1], a_ntxt[:no], a_doff[: na + 1], a_dtxt[:do])
+        i += 1
+    state[0], state[1], state[2], state[3], state[4] = i, qo, na, no, do
+
+
+def _bigger(a: np.ndarray, need: int) -> np.ndarray:
+    """`a` (grown along its last axis to at least `need`, doubling) with its content."""
+    if a.shape[-1] >= need:
+        return a
+    b = np.zeros(a.shape[:-1] + (max(2 * a.shape[-1], need),), a.dtype)
+    b[..., : a.shape[-1]] = a
+    return b
+
+
+def _parse(buf, msg, mend):
+    k = len(msg)
+    flag, word, count = np.zeros((4, k), np.bool_), np.zeros((5, k), np.uint16), np.zeros((3, k), np.int64)
+    prob, q_off, state = np.zeros(k, np.int8), np.zeros(k + 1, np.int64), np.zeros(5, np.int64)
+    room = MAX_RECORDS * NAME_ROOM  # one message's worst case
+    q_txt, ans = np.empty(24 * k + NAME_ROOM, np.uint8), np.zeros((6, 2 * k + MAX_RECORDS), np.int64)
+    a_noff, a_doff = np.zeros(2 * k + MAX_RECORDS + 1, np.int64), np.zeros(2 * k + MAX_RECORDS + 1, np.int64)
+    a_ntxt, a_dtxt = np.empty(24 * k + room, np.uint8), np.empty(16 * k + room, np.uint8)
+    while True:
+        _parse_into(buf, msg, mend, state, flag, word, count, prob, q_off, q_txt, ans, a_noff, a_ntxt, a_doff, a_dtxt)
+        i, qo, na, no, do = (int(v) for v in state)
+        if i == k:
+            break
+        q_txt, a_ntxt, a_dtxt = _bigger(q_txt, qo + NAME_ROOM), _bigger(a_ntxt, no + room), _bigger(a_dtxt, do + room)
+        ans, a_noff, a_doff = _bigger(ans, na + MAX_RECORDS), _bigger(a_noff, na + MAX_RECORDS + 1), \
+            _bigger(a_doff, na + MAX_RECORDS + 1)
+    return (flag, word, count, prob, q_off, q_txt[:qo], ans[:, :na], a_noff[: na + 1], a_ntxt[:no],
+            a_doff[: na + 1], a_dtxt[:do])
 
 
 def parse_messages(buf: np.ndarray, msg: np.ndarray, mend: np.ndarray) -> Messages:
@@ -237,8 +238,11 @@ def parse_messages(buf: np.ndarray, msg: np.ndarray, mend: np.ndarray) -> Messag
     k = len(msg)
     msg = np.ascontiguousarray(msg, np.int64)
     mend = np.minimum(np.asarray(mend, np.int64), len(buf))  # a message never reads past the buffer
-    (hdr_ok, q_ok, qn_ok, over, ident, flags, qtype, qclass, edns, qd, an, prob, rr_j, q_off, q_txt,
-     a_row, a_type, a_ttl, a_rdata, a_rdlen, a_kind, a_noff, a_ntxt, a_doff, a_dtxt) = _parse(buf, msg, mend)
+    flag, word, count, prob, q_off, q_txt, ans, a_noff, a_ntxt, a_doff, a_dtxt = _parse(buf, msg, mend)
+    hdr_ok, q_ok, qn_ok, over = flag
+    ident, flags, qtype, qclass, edns = word
+    qd, an, rr_j = count
+    a_row, a_type, a_ttl, a_rdata, a_rdlen, a_kind = ans
     qname = strings_from_bytes(q_txt, np.diff(q_off), qn_ok)
     problems = {"dns: message shorter than its 12-byte header": np.flatnonzero(prob == P_HEADER)}
     for code, why in NAME_REASONS.items():
@@ -253,7 +257,7 @@ def parse_messages(buf: np.ndarray, msg: np.ndarray, mend: np.ndarray) -> Messag
         data = pc.replace_with_mask(data, pa.array(a_kind == D_PYTHON), pa.array(
             [_render_slow(buf, int(a_type[i]), int(a_rdata[i]), int(a_rdlen[i])) for i in slow], pa.string()))
     values = pa.StructArray.from_arrays(
-        [strings_from_bytes(a_ntxt, np.diff(a_noff)), pa.array(a_type, pa.uint16()), pa.array(a_ttl, pa.uint32()),
+        [strings_from_bytes(a_ntxt, np.diff(a_noff)), pa.array(a_type.astype(np.uint16)), pa.array(a_ttl.astype(np.uint32)),
          data], fields=list(DNS_ANSWER))
     offsets = np.zeros(k + 1, np.int32)
     np.cumsum(np.bincount(a_row, minlength=k), out=offsets[1:])
