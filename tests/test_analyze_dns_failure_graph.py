@@ -90,3 +90,34 @@ def test_one_bot_recipients_rejoin_a_spam_cluster_not_a_trojan_one(tmp_path):
     write_lake(tmp_path / "b", dns=spam(random.Random(7)) + noise(random.Random(7)) + lone_mx + relay)
     (a,) = [a for a in run(DnsFailureGraph, tmp_path / "b") if sorted(a.subjects_with("bot")) == SPAM_BOTS]
     assert not any(d.startswith("lonely") for d in a.subjects_with("domain"))
+
+
+def resolver_trouble(rng):
+    """SERVFAIL on popular names that resolve for everyone else: many unrelated hosts, a dense-looking block."""
+    popular = [f"{w}.{d}" for w in ("www", "api", "cdn") for d in ("example.com", "example.net", "example.org")]
+    rows = []
+    for c in range(40):
+        host = f"10.8.0.{c + 1}"
+        for name in rng.sample(popular, 6):
+            rows.append(dns(at(rng.randrange(24)), host, name, rcode=2))
+            rows.append(dns(at(rng.randrange(24)), host, name, answers=["192.0.2.7"]))
+    return rows
+
+
+def test_servfail_on_names_that_resolve_is_resolver_trouble_not_a_group(tmp_path):
+    rng = random.Random(5)
+    write_lake(tmp_path, dns=resolver_trouble(rng))
+    assert run(DnsFailureGraph, tmp_path) == []  # names that resolved the same day: not counted
+    write_lake(tmp_path / "all", dns=resolver_trouble(random.Random(5)))
+    counted = run(DnsFailureGraph, tmp_path / "all", transient_rcodes=[])  # the same failures, all counted
+    assert counted and {n for a in counted for n in a.subjects_with("domain")} <= {
+        f"{w}.{d}" for w in ("www", "api", "cdn") for d in ("example.com", "example.net", "example.org")}
+
+
+def test_servfail_on_names_that_never_resolve_still_counts(tmp_path):
+    rng = random.Random(7)
+    write_lake(tmp_path, dns=spam(rng) + resolver_trouble(rng))
+    alerts = run(DnsFailureGraph, tmp_path)
+    assert [sorted(a.subjects_with("bot")) for a in alerts] == [SPAM_BOTS]
+    spam_servfail = {r["qname"] for r in spam(random.Random(7)) if r["rcode"] == 2}
+    assert spam_servfail & set(alerts[0].subjects_with("domain"))  # SERVFAIL of a dead recipient domain

@@ -68,9 +68,14 @@ class Schedule:
     def __str__(self) -> str:
         return self.kind if self.kind != "sliding" else f"every {self.minutes} min"
 
-    def bin_sql(self, column: exp.Expression) -> exp.Expression:
+    def bin_sql(self, column: exp.Expression, epoch: bool = False) -> exp.Expression:
+        """The bin of a UTC timestamp column. `epoch`: the same bins by integer arithmetic on the epoch (bins
+        divide a day, so they align with UTC midnight), for DuckDB, whose date_trunc and time_bucket on
+        TIMESTAMPTZ go through ICU calendars: ~5× slower, and the traffic detectors bin every row."""
         col = column.sql("duckdb")
-        if self.minutes == 1440:
+        if epoch:
+            text = f"to_timestamp(epoch_us({col}) // {self.minutes * 60_000_000} * {self.minutes * 60})"
+        elif self.minutes == 1440:
             text = f"date_trunc('day', {col})"
         elif self.minutes == 60:
             text = f"date_trunc('hour', {col})"
@@ -127,7 +132,7 @@ class Context:
         return render(self.expand_macros(sql), bound)
 
     def expand_macros(self, sql: str) -> str:
-        return _expand_macros(sql, self.schedule)
+        return _expand_macros(sql, self.schedule, getattr(self.engine, "name", "") == "duckdb")
 
     def bin_end(self, bin_start: dt.datetime) -> dt.datetime:
         return bin_start + dt.timedelta(minutes=self.schedule.minutes)
@@ -149,7 +154,7 @@ class Context:
 
 
 @lru_cache(maxsize=1024)
-def _expand_macros(sql: str, schedule: Schedule) -> str:
+def _expand_macros(sql: str, schedule: Schedule, epoch: bool = False) -> str:
     """`time_bin(col)` rewritten for the schedule; cached, detectors run the same SQL many times."""
     import sqlglot
 
@@ -157,7 +162,7 @@ def _expand_macros(sql: str, schedule: Schedule) -> str:
 
     def rewrite(node: exp.Expression) -> exp.Expression:
         if isinstance(node, exp.Anonymous) and node.name.lower() == "time_bin" and len(node.expressions) == 1:
-            return schedule.bin_sql(node.expressions[0])
+            return schedule.bin_sql(node.expressions[0], epoch)
         return node
 
     return tree.transform(rewrite).sql("duckdb")

@@ -40,18 +40,27 @@ class DnsAmplifier(Detector):
         open_resolver_list: str = Field("open-resolvers", description="Name of the iplists list of known open resolvers.")
         full_resolvers: int = Field(100, description="Resolver count at which the resolver part of the score saturates.")
 
+    # A pair's mean response size can reach the line only if one of its records does (and fragments only if
+    # one record has some), so the pairs with such a record are found first and only their rows are summed:
+    # the same rows come out, without grouping every ordinary DNS exchange of the day.
     SQL = f"""
 WITH {TRAFFIC.strip()},
+candidates AS (
+    SELECT DISTINCT via, dst_ip AS victim, src_ip AS resolver FROM traffic
+    WHERE protocol = 17 AND src_port = 53 AND (byts >= :min_response_bytes * pkts OR frags > 0)
+),
 responses AS (
-    SELECT time_bin(t) AS bin, via, dst_ip AS victim, src_ip AS resolver,
-           sum(byts) AS byts, sum(pkts) AS pkts, sum(frags) AS frags
-    FROM traffic WHERE protocol = 17 AND src_port = 53
-    GROUP BY time_bin(t), via, dst_ip, src_ip
+    SELECT time_bin(x.t) AS bin, x.via, x.dst_ip AS victim, x.src_ip AS resolver,
+           sum(x.byts) AS byts, sum(x.pkts) AS pkts, sum(x.frags) AS frags
+    FROM traffic x JOIN candidates c ON x.via = c.via AND x.dst_ip = c.victim AND x.src_ip = c.resolver
+    WHERE x.protocol = 17 AND x.src_port = 53
+    GROUP BY time_bin(x.t), x.via, x.dst_ip, x.src_ip
 ),
 queries AS (
-    SELECT time_bin(t) AS bin, via, src_ip AS victim, dst_ip AS resolver, sum(pkts) AS pkts
-    FROM traffic WHERE protocol = 17 AND dst_port = 53
-    GROUP BY time_bin(t), via, src_ip, dst_ip
+    SELECT time_bin(x.t) AS bin, x.via, x.src_ip AS victim, x.dst_ip AS resolver, sum(x.pkts) AS pkts
+    FROM traffic x JOIN candidates c ON x.via = c.via AND x.src_ip = c.victim AND x.dst_ip = c.resolver
+    WHERE x.protocol = 17 AND x.dst_port = 53
+    GROUP BY time_bin(x.t), x.via, x.src_ip, x.dst_ip
 )
 SELECT r.bin, r.via, r.victim, r.resolver, r.byts, r.pkts, r.frags, coalesce(q.pkts, 0) AS queries
 FROM responses r

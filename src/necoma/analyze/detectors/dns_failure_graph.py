@@ -5,7 +5,11 @@ a shared list of mostly dead recipient domains, trojans keep resolving their
 dead C&C names, scanners sweep names. Ordinary failures (typos, search
 suffix retries, browser probes) are scattered. We build the bipartite graph
 of hosts × names whose lookups failed (`rcodes`: NXDOMAIN, SERVFAIL,
-REFUSED) over the day, prune nodes of low degree (names failed by fewer
+REFUSED) over the day, leaving out the transient failures (`transient_rcodes`:
+SERVFAIL, REFUSED) of names that some host resolved (NOERROR) the same day —
+the name exists and the failure was the resolver's or the name servers'
+trouble, which strikes popular names for many unrelated hosts; NXDOMAIN always
+counts. Then prune nodes of low degree (names failed by fewer
 than `min_name_hosts` hosts, hosts failing fewer than `min_host_names`
 names, repeatedly), and co-cluster the biadjacency matrix by non-negative
 matrix factorization: each connected part of the graph that is not yet
@@ -52,6 +56,7 @@ class DnsFailureGraph(Detector):
 
     class Params(DetectorParams):
         rcodes: list[int] = Field([2, 3, 5], description="Response codes that count as failures (SERVFAIL 2, NXDOMAIN 3, REFUSED 5).")
+        transient_rcodes: list[int] = Field([2, 5], description="Failure codes not counted on a name that some host resolved (NOERROR) the same day: the resolver's trouble, not a missing name.")
         min_name_hosts: int = Field(2, description="Prune names failed by fewer hosts than this.")
         min_host_names: int = Field(2, description="Prune hosts failing fewer names than this.")
         max_clusters: int = Field(50, description="Bound on the co-clusters sought per day (NMF bisections stop there).")
@@ -65,6 +70,8 @@ class DnsFailureGraph(Detector):
 SELECT client_ip AS host, qname, qtype, count(*) AS failures
 FROM dns
 WHERE time >= :start AND time < :end AND is_response AND rcode IN :rcodes AND qname IS NOT NULL
+  AND (rcode NOT IN :transient OR qname NOT IN (
+      SELECT qname FROM dns WHERE time >= :start AND time < :end AND is_response AND rcode = 0 AND qname IS NOT NULL))
 GROUP BY client_ip, qname, qtype
 """
 
@@ -74,6 +81,8 @@ SELECT qname AS fqdn, client_ip AS host, :cluster AS cluster, :size AS cluster_s
 FROM (SELECT client_ip, qname, count(*) AS failures FROM dns
       WHERE time >= :start AND time < :end AND is_response AND rcode IN :rcodes
         AND client_ip IN :hosts AND qname IN :names
+        AND (rcode NOT IN :transient OR qname NOT IN (
+            SELECT qname FROM dns WHERE time >= :start AND time < :end AND is_response AND rcode = 0 AND qname IS NOT NULL))
       GROUP BY client_ip, qname) AS edges
 ORDER BY degree DESC, fqdn, host
 """
@@ -82,7 +91,7 @@ ORDER BY degree DESC, fqdn, host
         p = self.params
         all_edges: dict[tuple[str, str], int] = {}
         qtypes: dict[tuple[str, str], dict[int, int]] = {}  # (host, name) -> query type -> failures
-        for r in ctx.query(self.SQL, rcodes=p.rcodes):
+        for r in ctx.query(self.SQL, rcodes=p.rcodes, transient=p.transient_rcodes or [-1]):
             key = (r["host"], r["qname"])
             all_edges[key] = all_edges.get(key, 0) + r["failures"]
             qtypes.setdefault(key, {})[r["qtype"]] = r["failures"]
@@ -121,7 +130,7 @@ ORDER BY degree DESC, fqdn, host
                 metrics={"hosts": len(ch), "names": len(cn), "edges": len(links), "density": density,
                          "registered_domains": n_registered, "cluster": k},
                 evidence=ctx.evidence(self.EVIDENCE, cluster=cluster_id, size=len(ch) + len(cn), confidence=conf,
-                                      rcodes=p.rcodes, hosts=ch, names=cn),
+                                      rcodes=p.rcodes, transient=p.transient_rcodes or [-1], hosts=ch, names=cn),
             ))
         return alerts
 

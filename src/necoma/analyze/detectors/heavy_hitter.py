@@ -70,39 +70,41 @@ class HeavyHitter(Detector):
         min_growth: float = Field(2.0, description="A new heavy hitter's own bytes or packets must also exceed its mean over the previous `novelty_reports` hours by k·σ and by this factor (steady ones whose share only rises when the network is quiet stay silent).")
         max_burst_share: float = Field(0.5, description="Largest share of the hour its busiest 5 minutes may hold (a destination prefix's bytes; a source's or host's heaviest pair's bytes or packets); above, a burst is not reported.")
 
-    # Per hour and observation, the prefixes over (nearly) the share, and the hour's totals on every side's first row:
-    # the exact test is redone in Python. IPv6 rows come back per address (portable SQL cannot cut a /48), few.
-    PREFIXES = f"""
+    # One pass for both rules: per hour and observation, every source and destination address, summed (the
+    # host rule's input); its prefixes summed from those (a /24 cut for each address, not for each flow). Rows
+    # back: the hour's totals; every hour of each prefix over (nearly) the share in some hour (its own history
+    # comes with it), `near` saying in which; every hour of each host over the σ line in some hour, likewise.
+    # The exact tests are redone in Python. IPv6 rows come back per address (portable SQL cannot cut a /48).
+    # Joins on small distinct sets instead of window functions: DuckDB's partitioned windows cost a sort each.
+    MAIN = f"""
 WITH {TRAFFIC.strip()},
-sides AS (
-    SELECT t, via, 'source' AS side, {V4_KEY.format(c="src_ip")} AS k, byts, pkts FROM traffic
+per_addr AS (
+    SELECT time_bin(t) AS bin, via, 'source' AS side, src_ip AS a, sum(byts) AS byts, sum(pkts) AS pkts, count(*) AS n
+    FROM traffic GROUP BY time_bin(t), via, src_ip
     UNION ALL
-    SELECT t, via, 'destination' AS side, {V4_KEY.format(c="dst_ip")} AS k, byts, pkts FROM traffic
+    SELECT time_bin(t) AS bin, via, 'destination' AS side, dst_ip AS a, sum(byts) AS byts, sum(pkts) AS pkts, count(*) AS n
+    FROM traffic GROUP BY time_bin(t), via, dst_ip
 ),
-per_key AS (SELECT time_bin(t) AS bin, via, side, k, sum(byts) AS byts, sum(pkts) AS pkts, count(*) AS n FROM sides
-            GROUP BY time_bin(t), via, side, k),
-shares AS (SELECT *, sum(byts) OVER (PARTITION BY bin, via, side) AS tot_b,
-                     sum(pkts) OVER (PARTITION BY bin, via, side) AS tot_p,
-                     sum(n) OVER (PARTITION BY bin, via, side) AS tot_n,
-                     row_number() OVER (PARTITION BY bin, via, side ORDER BY k) AS r FROM per_key),
-marked AS (SELECT *, CASE WHEN k LIKE '%:%' OR byts > :near * tot_b OR pkts > :near * tot_p THEN 1 ELSE 0 END AS near FROM shares)
-SELECT bin, via, side, k, byts, pkts, tot_b, tot_p, tot_n, near FROM marked WHERE near = 1 OR r = 1
-"""
-
-    PREFIX_SERIES = f"""
-WITH {TRAFFIC.strip()},
-keyed AS (SELECT t, {V4_KEY.format(c="{col}")} AS k, byts, pkts FROM traffic WHERE via = :via)
-SELECT time_bin(t) AS bin, k, sum(byts) AS byts, sum(pkts) AS pkts FROM keyed
-WHERE k IN :keys GROUP BY time_bin(t), k
-"""
-
-    HOSTS = f"""
-WITH {TRAFFIC.strip()},
-per_host AS (SELECT time_bin(t) AS bin, via, src_ip AS host, sum(pkts) AS pkts FROM traffic GROUP BY time_bin(t), via, src_ip),
-stats AS (SELECT *, avg(pkts) OVER (PARTITION BY bin, via) AS mean,
-                    stddev_samp(pkts) OVER (PARTITION BY bin, via) AS std FROM per_host)
-SELECT bin, via, host, pkts, mean, std FROM stats
-WHERE pkts >= :min_host_packets AND pkts > mean + :k * coalesce(std, 0)
+per_key AS (SELECT bin, via, side, {V4_KEY.format(c="a")} AS k, sum(byts) AS byts, sum(pkts) AS pkts, sum(n) AS n
+            FROM per_addr GROUP BY bin, via, side, {V4_KEY.format(c="a")}),
+totals AS (SELECT bin, via, side, sum(byts) AS tot_b, sum(pkts) AS tot_p, sum(n) AS tot_n FROM per_key GROUP BY bin, via, side),
+marked AS (SELECT p.bin, p.via, p.side, p.k, p.byts, p.pkts, t.tot_b, t.tot_p, t.tot_n,
+                  CASE WHEN p.k LIKE '%:%' OR p.byts > :near * t.tot_b OR p.pkts > :near * t.tot_p THEN 1 ELSE 0 END AS near
+           FROM per_key p JOIN totals t ON p.bin = t.bin AND p.via = t.via AND p.side = t.side),
+near_keys AS (SELECT DISTINCT via, side, k FROM marked WHERE near = 1),
+stats AS (SELECT bin, via, avg(pkts) AS mean, stddev_samp(pkts) AS std FROM per_addr WHERE side = 'source' GROUP BY bin, via),
+hosts AS (SELECT a.bin, a.via, a.a, a.byts, a.pkts, s.mean, s.std,
+                 CASE WHEN a.pkts >= :min_host_packets AND a.pkts > s.mean + :k * coalesce(s.std, 0) THEN 1 ELSE 0 END AS heavy
+          FROM per_addr a JOIN stats s ON a.bin = s.bin AND a.via = s.via WHERE a.side = 'source'),
+hot_hosts AS (SELECT DISTINCT via, a FROM hosts WHERE heavy = 1)
+SELECT 'total' AS side, bin, via, CAST(NULL AS VARCHAR) AS k, tot_b AS byts, tot_p AS pkts, tot_n AS n, 0 AS near,
+       CAST(NULL AS DOUBLE) AS mean, CAST(NULL AS DOUBLE) AS std FROM totals WHERE side = 'source'
+UNION ALL
+SELECT m.side, m.bin, m.via, m.k, m.byts, m.pkts, m.tot_n AS n, m.near, CAST(NULL AS DOUBLE) AS mean, CAST(NULL AS DOUBLE) AS std
+FROM marked m JOIN near_keys n ON m.via = n.via AND m.side = n.side AND m.k = n.k
+UNION ALL
+SELECT 'host' AS side, h.bin, h.via, h.a AS k, h.byts, h.pkts, 0 AS n, h.heavy AS near, h.mean, h.std
+FROM hosts h JOIN hot_hosts o ON h.via = o.via AND h.a = o.a
 """
 
     TOP = f"""
@@ -164,15 +166,14 @@ SELECT bin, host, peer, max(m) AS busiest, sum(m) AS total FROM sub GROUP BY bin
         # (a) prefixes: aggregate IPv6 hosts to their /48 here (portable SQL cannot), pick the source with more records
         totals: dict[tuple, tuple[int, int, int]] = {}
         agg: dict[tuple, dict] = {}
-        for r in ctx.query(self.PREFIXES, start=hist, near=0.999 * p.min_share):
-            totals[(r["bin"], r["via"])] = (r["tot_b"], r["tot_p"], r["tot_n"])  # either side: every row once
-            if not r["near"]:
-                continue
-            pfx = prefix_of(r["k"], 24, 48) if ":" in r["k"] else f"{r['k']}.0/24"
-            a = agg.setdefault((r["bin"], r["via"], r["side"], pfx), {"byts": 0, "pkts": 0, "keys": set()})
-            a["byts"] += r["byts"]
-            a["pkts"] += r["pkts"]
-            a["keys"].add(r["k"])
+        history: list[dict] = []  # other hours of prefixes heavy in one, and every hour of hosts over the σ line in one
+        for r in ctx.query(self.MAIN, start=hist, near=0.999 * p.min_share, k=p.k, min_host_packets=p.min_host_packets):
+            if r["side"] == "total":
+                totals[(r["bin"], r["via"])] = (r["byts"], r["pkts"], r["n"])
+            elif r["side"] != "host" and r["near"]:
+                self._add(agg, r)
+            else:
+                history.append(r)
         # per hour, the observation with the most records (sparse sFlow samples make random heavy hitters)
         rows = [{"bin": b, "via": v, "n": t[2]} for (b, v), t in totals.items()]
         via_of = {r["bin"]: r["via"] for r in best_source(rows, ("bin",), "n")}
@@ -181,10 +182,15 @@ SELECT bin, host, peer, max(m) AS busiest, sum(m) AS total FROM sub GROUP BY bin
             tb, tp, _ = totals[(b, via)]
             if via == via_of[b] and (a["byts"] > p.min_share * tb or a["pkts"] > p.min_share * tp):
                 heavy[b][(side, pfx)] = {**a, "byte_share": a["byts"] / tb, "packet_share": a["pkts"] / max(tp, 1), "via": via}
-        # (b) hosts far above the hour's mean
-        for r in ctx.query(self.HOSTS, start=hist, k=p.k, min_host_packets=p.min_host_packets):
-            if r["via"] == via_of.get(r["bin"]):
-                heavy[r["bin"]][("host", r["host"])] = {"pkts": r["pkts"], "mean": r["mean"], "std": r["std"] or 0.0, "via": r["via"]}
+        # (b) hosts far above the hour's mean; the own history of every host that was, and of every heavy prefix
+        own: dict[tuple, dict[str, dict]] = {}
+        for r in history:
+            if r["side"] != "host":
+                self._add(agg, r)
+                continue
+            own.setdefault(("host", r["via"]), {}).setdefault(r["k"], {})[r["bin"]] = (r["byts"], r["pkts"])
+            if r["near"] and r["via"] == via_of.get(r["bin"]):
+                heavy[r["bin"]][("host", r["k"])] = {"pkts": r["pkts"], "mean": r["mean"], "std": r["std"] or 0.0, "via": r["via"]}
         # novelty: not heavy in any of the previous reports, warm-up hours included
         novel: list[tuple[dt.datetime, str, str, dict]] = []
         for b in sorted(heavy):
@@ -195,9 +201,6 @@ SELECT bin, host, peer, max(m) AS busiest, sum(m) AS total FROM sub GROUP BY bin
                       if not any((side, key) in seen for seen in prior)]
         # own history: a share can cross the line only because the whole network got quiet (a backup's steady
         # ACK stream in the night trough); only an entity whose own volume surged is reported
-        own = {("host", via): self._host_series(ctx, "src_ip", via, sorted({k for _, side, k, h in novel if side == "host" and h["via"] == via}), hist)
-               for via in {h["via"] for _, side, _, h in novel if side == "host"}}
-        self._prefix_history(ctx, agg, [(side, key, h) for _, side, key, h in novel if side != "host"], hist)
         past_of = {b: [bb for bb in via_of if b - dt.timedelta(hours=p.novelty_reports) <= bb < b and via_of[bb] == via_of[b]]
                    for b in {b for b, _, _, _ in novel}}
         surged_hosts: dict[str, list[tuple[dt.datetime, str, float]]] = {}  # via -> (hour, host, packets)
@@ -222,19 +225,14 @@ SELECT bin, host, peer, max(m) AS busiest, sum(m) AS total FROM sub GROUP BY bin
                 alerts += [alert] if alert else []
         return alerts
 
-    def _prefix_history(self, ctx: Context, agg: dict, prefixes: list[tuple[str, str, dict]], since: dt.datetime) -> None:
-        """Fill `agg` with every hour of the IPv4 prefixes to check against their own history (only heavy hours
-        came back; IPv6 ones came back whole)."""
-        wanted: dict[tuple[str, str], dict[str, str]] = {}  # (side, via) -> key -> prefix
-        for side, pfx, h in prefixes:
-            for k in h["keys"]:
-                if ":" not in k:
-                    wanted.setdefault((side, h["via"]), {})[k] = pfx
-        for (side, via), keys in sorted(wanted.items()):
-            col = "src_ip" if side == "source" else "dst_ip"
-            for r in ctx.query(self.PREFIX_SERIES.format(col=col), start=since, via=via, keys=sorted(keys)):
-                a = agg.setdefault((r["bin"], via, side, keys[r["k"]]), {"keys": {r["k"]}})
-                a["byts"], a["pkts"] = r["byts"], r["pkts"]
+    @staticmethod
+    def _add(agg: dict, r: dict) -> None:
+        """A prefix row of MAIN into `agg`, keyed by (hour, via, side, prefix): IPv6 addresses summed to their /48."""
+        pfx = prefix_of(r["k"], 24, 48) if ":" in r["k"] else f"{r['k']}.0/24"
+        a = agg.setdefault((r["bin"], r["via"], r["side"], pfx), {"byts": 0, "pkts": 0, "keys": set()})
+        a["byts"] += r["byts"]
+        a["pkts"] += r["pkts"]
+        a["keys"].add(r["k"])
 
     def _pairs_ok(self, ctx: Context, via: str, items: list[tuple[dt.datetime, str, float]], measure: str) -> set:
         """The (hour, host) of `items` (hour, host, its total `measure`) that pass `_pair`, in two queries."""
