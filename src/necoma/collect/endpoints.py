@@ -18,6 +18,7 @@ import numpy as np
 
 from necoma.collect.decoder import Decoder
 from necoma.collect.framing import SyslogFramer
+from necoma.collect.recvmmsg import BatchReceiver
 from necoma.collect.syslog import SyslogDecoder
 
 log = logging.getLogger(__name__)
@@ -127,7 +128,8 @@ class UdpEndpoint:
         # Decoders with feed_many get the datagrams of a readiness event in one call, received into
         # one reused buffer (recvfrom_into: Python has no recvmmsg), instead of a bytes object each.
         self._many = getattr(decoder, "feed_many", None)
-        if self._many is not None:
+        self._mmsg = BatchReceiver.create(sock) if self._many is not None else None
+        if self._many is not None and self._mmsg is None:
             self._buf = bytearray(UDP_BATCH_BYTES + MAX_DATAGRAM)
             self._view = memoryview(self._buf)
             self._array = np.frombuffer(self._buf, np.uint8)
@@ -155,7 +157,31 @@ class UdpEndpoint:
                 self.decoder.stats.of(peer[0]).rejected["decoder error"] += 1
         return n
 
+    def _ready_mmsg(self, budget: int) -> int:
+        rx = self._mmsg
+        now = time.time()
+        n = 0
+        while n < budget:
+            try:
+                got, lens, peers = rx.receive()
+            except OSError as exc:  # e.g. ECONNREFUSED from an earlier ICMP error: keep reading
+                log.debug("udp recvmmsg: %s", exc)
+                n += 1  # counted against the budget: an error that repeats cannot hold the loop
+                continue
+            if not got:
+                break
+            n += got
+            try:
+                self._many(rx.buf, rx.offs[:got], lens, peers, now)
+            except Exception:  # decoders never raise by contract; if one does, count and go on
+                log.exception("%s decoder raised on a batch of %d datagrams", self.decoder.protocol, got)
+                for p in peers:
+                    self.decoder.stats.of(p).rejected["decoder error"] += 1
+        return n
+
     def _ready_many(self, budget: int) -> int:
+        if self._mmsg is not None:
+            return self._ready_mmsg(budget)
         recv, view = self.sock.recvfrom_into, self._view
         now = time.time()
         n = 0

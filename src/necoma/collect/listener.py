@@ -57,7 +57,7 @@ def make_decoder(protocol: str, cs: CollectSettings) -> Decoder:
             from necoma.collect.netflow import NetflowDecoder
 
             return NetflowDecoder(template_wait_seconds=cs.template_wait_seconds,
-                                  max_pending_datagrams=cs.max_pending_datagrams)
+                                  max_pending_datagrams=cs.max_pending_datagrams, background_decode=True)
         if protocol == "sflow":
             from necoma.collect.sflow import SflowDecoder
 
@@ -215,7 +215,12 @@ class Collector:
             try:
                 # At exit, a time past every template wait: data still waiting for
                 # its template is counted as a template miss rather than vanishing.
-                tables = dec.drain(now + self.cs.template_wait_seconds + 1 if final else now)
+                if final:
+                    tables = dec.drain(now + self.cs.template_wait_seconds + 1)
+                elif getattr(dec, "background", False):  # decodes still running come at a later drain
+                    tables = dec.drain(now, wait=False)
+                else:
+                    tables = dec.drain(now)
             except Exception:  # a decoder bug must not stop collection of the others
                 log.exception("%s decoder failed to drain", proto)
                 continue

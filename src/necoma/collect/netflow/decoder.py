@@ -42,14 +42,15 @@ class NetflowDecoder:
     protocol = "netflow"
 
     def __init__(self, template_wait_seconds: float = 30.0, max_pending_datagrams: int = 10_000,
-                 max_templates_per_exporter: int = 4_096) -> None:
+                 max_templates_per_exporter: int = 4_096, background_decode: bool = False) -> None:
         self.stats = CollectorStats("netflow")
         self.templates = TemplateCache(max_templates_per_exporter)
         self.pending = PendingSets(template_wait_seconds, max_pending_datagrams)
         self.sequences = SequenceTracker()
         self.datagram_outcomes: dict[str, Counter] = {}
         self._options: OrderedDict[tuple[str, int], OptionState] = OrderedDict()
-        self._batches = Batches()
+        self._batches = Batches(background_decode)
+        self.background = background_decode  # drain(now, wait=False) returns only finished decodes
         self._logged: set[tuple[str, str]] = set()
         self._last_expire = 0.0
         self._compiled: dict = {}  # raw template definition -> compiled Template (see parse_template_set)
@@ -91,9 +92,9 @@ class NetflowDecoder:
             outcomes = self.datagram_outcomes[exporter] = Counter()
         outcomes[what] += n
 
-    def drain(self, now: float) -> dict[str, pa.Table]:
+    def drain(self, now: float, wait: bool = True) -> dict[str, pa.Table]:
         self._expire(now)
-        tables, failed = self._batches.flush()
+        tables, failed = self._batches.flush(wait)
         for exporter, n in failed:
             self._reject(exporter, self.stats.of(exporter), "internal_error", n)
         return {"flows": pa.concat_tables(tables)} if tables else {}

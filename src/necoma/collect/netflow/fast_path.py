@@ -153,7 +153,7 @@ class FastV9:
             for i in range(n):
                 d.feed(bytes(buf[offs[i]:offs[i] + lens[i]]), peers[i], received)
             return
-        self._buffers(n, int(buf.nbytes))
+        self._buffers(n, int(lens.sum()))
         if self.version != self._state_version():
             self._rebuild()
         exps = np.fromiter((self.ids.get(p, -1) for p in peers), np.int64, n)

@@ -17,7 +17,7 @@ def _digits(v):
     return 1 if v < 10 else (2 if v < 100 else 3)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def ipv4_buffers(a):
     """uint32 addresses -> (int32 offsets, uint8 data) of their dotted-quad text."""
     n = len(a)

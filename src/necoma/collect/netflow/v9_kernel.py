@@ -106,7 +106,7 @@ def _templates_resent(b, p, end, options, stream, t_keys, t_vals, t_kind, t_scop
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def walk(buf, offs, lens, exps, i0,
          s_keys, s_vals, s_next, s_touched, s_opt_tid, s_opt_off, s_opt_len, s_opt_raw,
          t_keys, t_vals, t_kind, t_reclen, t_scope, t_count, t_raw_off, t_raw,
@@ -194,7 +194,7 @@ def walk(buf, offs, lens, exps, i0,
     return len(offs), k
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def gather(buf, offs, counts, size, out):
     """Copy counts[j] records of `size` bytes from buf[offs[j]] for every j, back to back, into out."""
     q = 0
