@@ -54,34 +54,21 @@ def _reject(rejects: Rejects, mask: np.ndarray, reason: str, frame_base: int) ->
 
 def decode_frames(buf: np.ndarray, offsets: np.ndarray, caplens: np.ndarray, wirelens: np.ndarray,
                   times_us: np.ndarray, linktypes: int | np.ndarray, *, exporter: str,
-                  sampling_rate: int | np.ndarray = 1, source: str = "pcap", frame_base: int = 0) -> DecodedFrames:
+                  sampling_rate: int | np.ndarray = 1, source: str = "pcap", frame_base: int = 0,
+                  reference: bool = False) -> DecodedFrames:
     """Decode every frame `buf[offsets[i] : offsets[i] + caplens[i]]` (see module doc).
 
     `frame_base` numbers frames in rejection messages ("first at frame N", 1-based).
+    `reference` decodes the link, IP and transport layers with numpy instead of the
+    compiled kernel (`packet_jit`); the results are the same.
     """
     rejects, truncated, skipped = Rejects(), Rejects(), Counter()
     n = len(offsets)
     off = np.asarray(offsets, np.int64)
     end = off + np.asarray(caplens, np.int64)
     lt = np.broadcast_to(np.asarray(linktypes, np.int64), (n,))
-    l3, etype, vlan = _link_layer(buf, off, end, lt, rejects, skipped, frame_base)
-
-    v4 = etype == IPV4
-    v6 = etype == IPV6
-    ver = u8(buf, l3) >> 4
-    _reject(rejects, v4 & (l3 + 20 > end), "ipv4: truncated header", frame_base)
-    _reject(rejects, v6 & (l3 + 40 > end), "ipv6: truncated header", frame_base)
-    v4 &= l3 + 20 <= end
-    v6 &= l3 + 40 <= end
-    ihl = (u8(buf, l3) & 0xF).astype(np.int64) * 4
-    bad = (v4 & ((ver != 4) | (ihl < 20) | (l3 + ihl > end))) | (v6 & (ver != 6))
-    _reject(rejects, bad, "ip: bad version or header length", frame_base)
-    v4 &= ~bad
-    v6 &= ~bad
-    rows = np.flatnonzero(v4 | v6)
-    f = _ip_fields(buf, l3[rows], end[rows], np.asarray(wirelens, np.int64)[rows] - (l3 - off)[rows],
-                   ihl[rows], v4[rows], rejects, frame_base, rows)
-    _transport(buf, f, rejects, frame_base, rows)
+    layers = _layers_numpy if reference else _layers_compiled
+    rows, f, vlan = layers(buf, off, end, np.asarray(wirelens, np.int64), lt, rejects, skipped, frame_base)
     dns_rows = _dns(buf, f, rejects, truncated, frame_base, rows)
     _ntp(buf, f, rejects, frame_base, rows)
 
@@ -100,7 +87,7 @@ def decode_frames(buf: np.ndarray, offsets: np.ndarray, caplens: np.ndarray, wir
         col(f["proto"], pa.uint8()), col(np.where(f["is4"], 4, 6), pa.uint8()),
         col(np.minimum(f["ip_length"], 0xFFFF), pa.uint16()), col(f["ttl"], pa.uint8()),
         col(f["ip_id"], pa.uint32(), f["is4"] | f["frag_hdr"]), col(f["frag_off"], pa.uint16()), col(f["mf"], pa.bool_()),
-        col(f["tcp_flags"], pa.uint8(), f["has_flags"]), col(vlan[rows], pa.uint16(), vlan[rows] >= 0),
+        col(f["tcp_flags"], pa.uint8(), f["has_flags"]), col(vlan, pa.uint16(), vlan >= 0),
         col(f["dns_id"], pa.uint16(), f["dns_hdr"]), f["dns_qname"], col(f["dns_qtype"], pa.uint16(), f["dns_q"]),
         col(f["dns_rcode"], pa.uint8(), f["dns_hdr"] & f["dns_qr"]), col(f["dns_qr"], pa.bool_(), f["dns_hdr"]),
         col(f["ntp_mode"], pa.uint8(), f["ntp"]), col(f["ntp_req"], pa.uint8(), f["ntp7"]),
@@ -108,6 +95,65 @@ def decode_frames(buf: np.ndarray, offsets: np.ndarray, caplens: np.ndarray, wir
     ], schema=PACKETS)
     dns = _dns_table(dns_rows, packets, f, source) if dns_rows is not None else DNS.empty_table()
     return DecodedFrames(packets, dns, rejects, skipped, f["tos"], f["keys"], truncated)
+
+
+def _layers_numpy(buf, off, end, wirelens, lt, rejects, skipped, frame_base):
+    """Link, IP and transport layers with numpy -> (frame of each IP row, fields, VLAN per row)."""
+    l3, etype, vlan = _link_layer(buf, off, end, lt, rejects, skipped, frame_base)
+    v4 = etype == IPV4
+    v6 = etype == IPV6
+    ver = u8(buf, l3) >> 4
+    _reject(rejects, v4 & (l3 + 20 > end), "ipv4: truncated header", frame_base)
+    _reject(rejects, v6 & (l3 + 40 > end), "ipv6: truncated header", frame_base)
+    v4 &= l3 + 20 <= end
+    v6 &= l3 + 40 <= end
+    ihl = (u8(buf, l3) & 0xF).astype(np.int64) * 4
+    bad = (v4 & ((ver != 4) | (ihl < 20) | (l3 + ihl > end))) | (v6 & (ver != 6))
+    _reject(rejects, bad, "ip: bad version or header length", frame_base)
+    v4 &= ~bad
+    v6 &= ~bad
+    rows = np.flatnonzero(v4 | v6)
+    f = _ip_fields(buf, l3[rows], end[rows], wirelens[rows] - (l3 - off)[rows], ihl[rows], v4[rows], rejects,
+                   frame_base, rows)
+    _transport(buf, f, rejects, frame_base, rows)
+    return rows, f, vlan[rows]
+
+
+def _layers_compiled(buf, off, end, wirelens, lt, rejects, skipped, frame_base):
+    """`_layers_numpy` in one compiled pass; the same rows, fields and rejections (in the same order)."""
+    from necoma.collect import packet_jit as J
+
+    verdict, etypes, out, keys = J.decode_layers(buf, off, end, wirelens, np.ascontiguousarray(lt))
+    bad_link = verdict == J.F_LINKTYPE
+    for code in np.unique(lt[bad_link]):
+        _reject(rejects, bad_link & (lt == code), f"unsupported link type {int(code)}", frame_base)
+    _reject(rejects, verdict == J.F_LINK_SHORT, "link: truncated header", frame_base)
+    _reject(rejects, verdict == J.F_RAW_NOT_IP, "raw/loopback frame is neither IPv4 nor IPv6", frame_base)
+    other = verdict == J.F_SKIP
+    if other.any():
+        kinds, counts = np.unique(np.where(etypes[other] <= 1500, -1, etypes[other]), return_counts=True)
+        for kind, cnt in zip(kinds, counts):
+            skipped["802.3/LLC" if kind < 0 else f"ethertype 0x{int(kind):04x}"] += int(cnt)
+    _reject(rejects, verdict == J.F_V4_SHORT, "ipv4: truncated header", frame_base)
+    _reject(rejects, verdict == J.F_V6_SHORT, "ipv6: truncated header", frame_base)
+    _reject(rejects, verdict == J.F_BAD_IP, "ip: bad version or header length", frame_base)
+    err = out[J.C_ROWERR]  # numbered by row, not frame, as the numpy version does
+    for code, reason in ((J.R_EXT, "ipv6: truncated or too many extension headers"), (J.R_TCP, "tcp: truncated header"),
+                         (J.R_UDP, "udp: truncated header"), (J.R_ICMP, "icmp: truncated header")):
+        _reject(rejects, err == code, reason, frame_base)
+    flag = {k: out[c].astype(bool) for k, c in (("is4", J.C_IS4), ("mf", J.C_MF), ("frag_hdr", J.C_FRAGHDR),
+                                                 ("first_frag", J.C_FIRST), ("has_ports", J.C_HASPORTS),
+                                                 ("tcp", J.C_TCP), ("udp", J.C_UDP), ("tcp_payload_ok", J.C_TCPOK))}
+    f = {k: out[c] for k, c in (("l3", J.C_L3), ("end", J.C_END), ("ip_length", J.C_IPLEN), ("pay_end", J.C_PAYEND),
+                                ("l4", J.C_L4), ("payload", J.C_PAYLOAD), ("payload_len", J.C_PAYLEN))}
+    # the table's own types: pa.array then takes them as they are instead of a checked cast
+    for k, c, t in (("ttl", J.C_TTL, np.uint8), ("proto", J.C_PROTO, np.uint8), ("tcp_flags", J.C_FLAGS, np.uint8),
+                    ("sport", J.C_SPORT, np.uint16), ("dport", J.C_DPORT, np.uint16), ("frag_off", J.C_FRAGOFF, np.uint16),
+                    ("ip_id", J.C_IPID, np.uint32)):
+        f[k] = out[c].astype(t)
+    f.update(flag, tos=out[J.C_TOS].astype(np.uint8), keys=keys, has_flags=flag["tcp"],
+             fragment=flag["mf"] | (out[J.C_FRAGOFF] > 0))
+    return out[J.C_FRAME], f, out[J.C_VLAN]
 
 
 def _link_layer(buf, off, end, lt, rejects, skipped, frame_base):
