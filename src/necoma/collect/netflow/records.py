@@ -25,6 +25,7 @@ from necoma.schemas import FLOWS
 log = logging.getLogger("necoma.collect.netflow")
 
 BATCH_RECORDS = 65_536  # decode a batch once it holds this many records (bounds raw-byte memory)
+SMALL_TABLE = 16  # sampling tables up to this size are looked up entry by entry (see _lookup)
 MAX_QUEUED_RECORDS = 1_000_000  # records waiting for the background decoder, at most
 UPTIME_UNKNOWN = -(1 << 62)  # Meta.uptime_ms when the base of relative times is unknown
 HOUR_US = 3_600_000_000  # the lake's hour partitions of `flows` (necoma.lake.writer)
@@ -229,6 +230,11 @@ def decode_batch(b: _Batch) -> pa.Table:
     }
     arrays = []
     for f in FLOWS:
+        slot = s.get(f.name)
+        if f.name not in columns and slot is not None and slot.kind == "uint" and slot.length in (1, 2, 4, 8):
+            # straight from the big-endian field to the column's type (the same low bits as via uint64)
+            arrays.append(pa.array(arr[slot.name].astype(f.type.to_pandas_dtype()), f.type))
+            continue
         v = columns[f.name] if f.name in columns else uint(f.name)
         if v is None:
             arrays.append(pa.nulls(n, f.type))
@@ -303,6 +309,12 @@ def _sampling(arr: np.ndarray, s: dict[str, Slot], rate: np.ndarray, opts: Optio
 
 def _lookup(keys: np.ndarray, table: dict[int, int]) -> np.ndarray:
     """table[key] per element (0 when absent), formatting only distinct keys in Python."""
+    if len(table) <= SMALL_TABLE:  # one vectorised comparison per entry: cheaper than sorting the keys
+        out = np.zeros(len(keys), np.int64)
+        for k, v in table.items():
+            if v and 0 <= k < 1 << 64:
+                out[keys == np.uint64(k)] = v
+        return out
     uniq, inverse = np.unique(keys, return_inverse=True)
     values = np.fromiter((table.get(int(k), 0) for k in uniq), np.int64, len(uniq))
     return values[inverse.reshape(-1)]
