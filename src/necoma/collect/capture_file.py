@@ -2,8 +2,9 @@
 
 `CaptureReader.batches()` yields `FrameBatch`es of whole frames from chunks of
 about `chunk_bytes`, so memory stays bounded whatever the file size. pcap record
-headers are walked by a compiled loop (`wire_jit.pcap_records`), pcapng blocks
-in Python; every other field is read over the whole batch at once. When the file is damaged (truncated record, absurd
+headers are walked by a compiled loop (`wire_jit.pcap_records`) once numba is
+loaded (see `_jit`), else in Python like pcapng blocks; every other field is read
+over the whole batch at once. When the file is damaged (truncated record, absurd
 length, corrupt gzip stream) the reader yields everything before the damage and
 sets `stopped` to a sentence saying where and why.
 """
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
+
+from necoma.collect._jit import loaded
 
 
 PCAP_MAGICS = {  # first 4 bytes as read little-endian -> (byte order, ticks per second)
@@ -176,16 +179,36 @@ class CaptureReader:
 
     # -- classic pcap -----------------------------------------------------------------
     def _walk_pcap(self, data: bytes, pos: int) -> tuple[FrameBatch | None, int]:
-        from necoma.collect.wire_jit import pcap_records  # compiled: one pass over the headers
-
         limit = max(self._snaplen, MAX_RECORD)
         buf = np.frombuffer(data, np.uint8)
-        offs, incl, orig, sec, frac, pos, claimed = pcap_records(buf, pos, limit, self._order == ">")
+        if loaded():  # compiled: one pass over the headers
+            from necoma.collect.wire_jit import pcap_records
+
+            offs, incl, orig, sec, frac, pos, claimed = pcap_records(buf, pos, limit, self._order == ">")
+        else:
+            offs, incl, orig, sec, frac, pos, claimed = self._records_py(data, pos, limit)
         if claimed > limit:
             self._stop(f"record {self.frames + len(offs) + 1} at byte {self._pos + pos} claims {claimed}"
                        f" captured bytes (more than {limit}): the file is damaged from there on")
         times = sec * 1_000_000 + (frac if self._ticks == 1_000_000 else frac // 1000)
         return FrameBatch(buf, offs, incl, orig, times, self._linktype, self.frames), pos
+
+    def _records_py(self, data: bytes, pos: int, limit: int):
+        """`wire_jit.pcap_records` in Python (record lengths) and numpy (the other header fields)."""
+        n, recs, claimed = len(data), [], -1
+        incl_at = struct.Struct(self._order + "I").unpack_from
+        while pos + 16 <= n:
+            (incl,) = incl_at(data, pos + 8)
+            if incl > limit or pos + 16 + incl > n:
+                claimed = incl
+                break
+            recs.append(pos)
+            pos += 16 + incl
+        rec = np.array(recs, np.int64)
+        # all 16-byte record headers in one gather, then viewed as four 32-bit fields
+        hdr = np.frombuffer(data, np.uint8)[rec[:, None] + np.arange(16)].view(self._order + "u4")
+        sec, frac, incl_a, orig = (hdr[:, i].astype(np.int64) for i in range(4))
+        return rec + 16, incl_a, orig, sec, frac, pos, claimed
 
     # -- pcapng -----------------------------------------------------------------------
     def _walk_pcapng(self, data: bytes, pos: int) -> tuple[FrameBatch | None, int]:

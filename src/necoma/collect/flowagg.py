@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from necoma.collect._jit import loaded
 from necoma.collect.wire import key_text, repeated
 from necoma.schemas import FLOWS, TS
 
@@ -47,14 +48,14 @@ def _by_hash_then_time(h: np.ndarray, t: np.ndarray) -> np.ndarray:
 class FlowAggregator:
     def __init__(self, exporter: str, *, idle_s: float = 60.0, active_s: float = 300.0,
                  source: str = "pcap", sampling_rate: int = 1, cut_rows: int = 1 << 18,
-                 reference: bool = False) -> None:
+                 reference: bool | None = None) -> None:
         self.exporter, self.source, self.sampling_rate = exporter, source, sampling_rate
         self.idle_us, self.active_us = int(idle_s * 1e6), int(active_s * 1e6)
         # Packets are buffered up to `cut_rows` before flows are cut: each cut re-sorts
         # the still-open flows with the new packets, so cutting per small batch would
         # sort the same open flows over and over.
         self.cut_rows = cut_rows
-        self.reference = reference  # cut with the numpy reference instead of the compiled kernel
+        self.reference = reference  # numpy reference instead of the kernel; None: the kernel once numba is loaded
         self._open: np.ndarray | None = None  # rows of still-open flows
         self._buffered: list[np.ndarray] = []
         self._buffered_rows = 0
@@ -96,7 +97,7 @@ class FlowAggregator:
         if not parts:
             return FLOWS.empty_table()
         rows = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        if self.reference:
+        if self.reference or (self.reference is None and not loaded()):
             flow = self._flows_numpy(rows)
         else:
             from necoma.collect.flowcut import cut_flows  # compiled; numba loads on first use

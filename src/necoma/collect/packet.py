@@ -17,7 +17,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from necoma.collect.dns_fast import parse_messages  # compiled; dns_wire.parse_messages is its numpy reference
+from necoma.collect import dns_wire
+from necoma.collect._jit import loaded
 from necoma.collect.rejects import Rejects
 from necoma.collect.wire import key_text, repeated, scatter_strings, u8, u16, u32
 from necoma.schemas import DNS, PACKETS, TS
@@ -55,13 +56,16 @@ def _reject(rejects: Rejects, mask: np.ndarray, reason: str, frame_base: int) ->
 def decode_frames(buf: np.ndarray, offsets: np.ndarray, caplens: np.ndarray, wirelens: np.ndarray,
                   times_us: np.ndarray, linktypes: int | np.ndarray, *, exporter: str,
                   sampling_rate: int | np.ndarray = 1, source: str = "pcap", frame_base: int = 0,
-                  reference: bool = False) -> DecodedFrames:
+                  reference: bool | None = None) -> DecodedFrames:
     """Decode every frame `buf[offsets[i] : offsets[i] + caplens[i]]` (see module doc).
 
     `frame_base` numbers frames in rejection messages ("first at frame N", 1-based).
-    `reference` decodes the link, IP and transport layers with numpy instead of the
-    compiled kernel (`packet_jit`); the results are the same.
+    `reference` decodes with numpy (`_layers_numpy`, `dns_wire`) instead of the compiled
+    kernels (`packet_jit`, `dns_fast`); the results are the same. By default the
+    kernels are used once numba is loaded (see `_jit`).
     """
+    if reference is None:
+        reference = not loaded()
     rejects, truncated, skipped = Rejects(), Rejects(), Counter()
     n = len(offsets)
     off = np.asarray(offsets, np.int64)
@@ -69,7 +73,7 @@ def decode_frames(buf: np.ndarray, offsets: np.ndarray, caplens: np.ndarray, wir
     lt = np.broadcast_to(np.asarray(linktypes, np.int64), (n,))
     layers = _layers_numpy if reference else _layers_compiled
     rows, f, vlan = layers(buf, off, end, np.asarray(wirelens, np.int64), lt, rejects, skipped, frame_base)
-    dns_rows = _dns(buf, f, rejects, truncated, frame_base, rows)
+    dns_rows = _dns(buf, f, rejects, truncated, frame_base, rows, reference)
     _ntp(buf, f, rejects, frame_base, rows)
 
     m = len(rows)
@@ -299,7 +303,7 @@ def _transport(buf, f, rejects, frame_base, rows) -> None:
     f["payload_len"] = np.where(f["tcp_payload_ok"] | udp, f["pay_end"] - f["payload"], 0)
 
 
-def _dns(buf, f, rejects, truncated, frame_base, rows):
+def _dns(buf, f, rejects, truncated, frame_base, rows, reference):
     """DNS over UDP, and over TCP per segment: a segment must start with the 2-byte
     length prefix. Messages spanning several segments, and second messages in one
     segment, are not reassembled (their first segment is decoded as far as it goes)."""
@@ -318,7 +322,12 @@ def _dns(buf, f, rejects, truncated, frame_base, rows):
     f["dns_qname"] = pa.nulls(m, pa.string())
     if len(cand) == 0:
         return None
-    res = parse_messages(buf, msg[cand], mend[cand])
+    if reference:
+        res = dns_wire.parse_messages(buf, msg[cand], mend[cand])
+    else:
+        from necoma.collect.dns_fast import parse_messages
+
+        res = parse_messages(buf, msg[cand], mend[cand])
     snapped = (f["end"] < f["l3"] + f["ip_length"])[cand]  # the capture kept only the frame's head
     for reason, idx in res.problems.items():
         for sub, into in ((idx[~snapped[idx]], rejects), (idx[snapped[idx]], truncated)):

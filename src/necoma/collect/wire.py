@@ -13,6 +13,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from necoma.collect._jit import loaded
+
 
 def u8(buf: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return buf.take(idx, mode="clip")
@@ -62,16 +64,52 @@ def strings_from_bytes(data: np.ndarray, lengths: np.ndarray, valid: np.ndarray 
     )
 
 
-def ipv4_text(addr: np.ndarray, *, repeats: bool = False) -> pa.StringArray:
-    """Dotted quads for uint32 addresses (compiled, see `wire_jit`; `repeats` is
-    accepted for callers that know addresses repeat, and no longer changes the path)."""
-    from necoma.collect.wire_jit import ipv4_text_buffers  # numba is imported on first use only
+def _octet_words(dot: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per octet value: its digits (plus a dot) as a little-endian, zero-padded uint32, and the length."""
+    words = np.zeros(256, np.uint32)
+    lens = np.zeros(256, np.int32)
+    for i in range(256):
+        text = (str(i) + ("." if dot else "")).encode()
+        words[i], lens[i] = int.from_bytes(text.ljust(4, b"\0"), "little"), len(text)
+    return words, lens
 
+
+_OCTET_DOT, _OCTET_DOT_LEN = _octet_words(True)
+_OCTET, _OCTET_LEN = _octet_words(False)
+
+
+def ipv4_text(addr: np.ndarray, *, repeats: bool = False) -> pa.StringArray:
+    """Dotted quads for uint32 addresses: compiled (`wire_jit`) once numba is loaded,
+    else in numpy (see `_jit`); the same text either way."""
     a = np.ascontiguousarray(addr, np.uint32)
+    if not loaded():
+        return _ipv4_text_numpy(a, repeats=repeats)
+    from necoma.collect.wire_jit import ipv4_text_buffers
+
     if len(a) > 1 << 27:  # 15 bytes each must fit int32 offsets
         return pa.concat_arrays([ipv4_text(a[i : i + (1 << 27)]) for i in range(0, len(a), 1 << 27)])
     offsets, data = ipv4_text_buffers(a)
     return pa.StringArray.from_buffers(len(a), pa.py_buffer(offsets), pa.py_buffer(data))
+
+
+def _ipv4_text_numpy(a: np.ndarray, *, repeats: bool = False) -> pa.StringArray:
+    """Each row is four table words (digits and dot, zero padded) whose zero bytes one
+    boolean mask drops; digits are never zero bytes. With `repeats` (client addresses,
+    say) each distinct address is formatted once, found by Arrow's hash table."""
+    n = len(a)
+    if repeats and n > 1024:
+        enc = pc.dictionary_encode(pa.array(a))
+        if 2 * len(enc.dictionary) < n:
+            return _ipv4_text_numpy(enc.dictionary.to_numpy()).take(enc.indices)
+    o = [(a >> np.uint32(s)) & np.uint32(0xFF) for s in (24, 16, 8, 0)]
+    words = np.empty((n, 4), np.uint32)
+    for j in range(3):
+        words[:, j] = _OCTET_DOT[o[j]]
+    words[:, 3] = _OCTET[o[3]]
+    offsets = np.zeros(n + 1, np.int32)
+    np.cumsum(_OCTET_DOT_LEN[o[0]] + _OCTET_DOT_LEN[o[1]] + _OCTET_DOT_LEN[o[2]] + _OCTET_LEN[o[3]], out=offsets[1:])
+    raw = words.view(np.uint8)  # little-endian words: the characters in reading order
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(raw[raw != 0]))
 
 
 def ipv6_text(addr16: np.ndarray) -> pa.StringArray:

@@ -13,6 +13,7 @@ import threading
 from collections import Counter
 from pathlib import Path
 
+from necoma.collect._jit import COMPILE_FROM_BYTES, load
 from necoma.collect.capture_file import CaptureReader, NotACapture
 from necoma.collect.flowagg import FlowAggregator
 from necoma.collect.packet import decode_frames
@@ -33,6 +34,8 @@ def import_file(path: Path, writer: LakeWriter, rejects: Rejects, *, chunk_bytes
         raise ImportFailed(str(exc)) from None
     except OSError as exc:
         raise ImportFailed(f"{path}: cannot read: {exc}") from None
+    if path.stat().st_size >= COMPILE_FROM_BYTES:
+        load()  # numba's ~0.6 s pays off from here on; smaller files are decoded with numpy
     flows = FlowAggregator(path.name, idle_s=idle_timeout, active_s=active_timeout)
     skipped: Counter = Counter()
     # Two threads beside this one (numba kernels, numpy and Parquet release the GIL):
@@ -52,7 +55,8 @@ def import_file(path: Path, writer: LakeWriter, rejects: Rejects, *, chunk_bytes
             skipped.update(dec.skipped)
             tables.put(_store_tables, writer, dec)
             flow_bg.put(_store_flows, writer, flows, dec)
-        flow_bg.put(lambda: writer.write("flows", flows.finish()))
+        flow_bg.put(_finish_flows, writer, flows)
+        tables.put(_flush, writer, ("packets", "dns"))  # the last rows too are encoded beside each other
     notes = [f"{reader.format}, {reader.frames} frames read"]
     if skipped:
         kinds = ", ".join(f"{n} × {k}" for k, n in skipped.most_common(5))
@@ -69,6 +73,16 @@ def _store_tables(writer: LakeWriter, dec) -> None:
 
 def _store_flows(writer: LakeWriter, flows: FlowAggregator, dec) -> None:
     writer.write("flows", flows.add(dec.packets, dec.tos, dec.addr_keys))
+
+
+def _finish_flows(writer: LakeWriter, flows: FlowAggregator) -> None:
+    writer.write("flows", flows.finish())
+    writer.flush("flows")
+
+
+def _flush(writer: LakeWriter, tables: tuple[str, ...]) -> None:
+    for table in tables:
+        writer.flush(table)
 
 
 class _Background:
