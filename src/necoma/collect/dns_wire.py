@@ -5,7 +5,8 @@ buffer and walks all of them in lock-step: names are read label by label across
 all messages at each step (following compression pointers), resource records
 record by record. No Python object is made per message except for the rare
 answer types rendered in Python (AAAA, TXT, unknown types as hex) and for names
-holding bytes that need escaping.
+holding bytes that need escaping. `dns_fast` is the compiled equivalent, used
+once numba is loaded; this one is its reference.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Compiled flow cutting: the rule of `FlowAggregator._cut_numpy`, one pass per key.
+"""Compiled flow cutting: the rule of `FlowAggregator._flows_numpy`, one pass per key.
 
 Rows (packets, and open flows carried from the previous cut) are grouped by their
 exact key in a hash table instead of sorted by a hash: each key's rows are then

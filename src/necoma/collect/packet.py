@@ -4,6 +4,8 @@ Shared by the pcap importer and the sFlow decoder (sampled raw packet headers).
 All frames of a batch are decoded at once with numpy fancy indexing at per-frame
 offsets: first the link layer gives each frame's IP offset, then IPv4/IPv6
 fields, L4 ports and flags, and finally DNS (see `dns_wire`) and NTP payloads.
+Once numba is loaded (see `_jit`) the link to transport layers and DNS run as
+compiled kernels instead (`packet_jit`, `dns_fast`), with the same results.
 Nothing raises on bad input: a frame whose IP header is damaged becomes a counted
 rejection; a damaged upper layer leaves its columns null and is counted too.
 Non-IP frames (ARP, LLDP, ...) are not errors; they are counted in `skipped`.
