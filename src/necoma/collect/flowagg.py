@@ -97,21 +97,24 @@ class FlowAggregator:
         if not parts:
             return FLOWS.empty_table()
         rows = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        if self.reference or (self.reference is None and not loaded()):
-            flow = self._flows_numpy(rows)
-        else:
-            from necoma.collect.flowcut import cut_flows  # compiled; numba loads on first use
-
-            flow = cut_flows(np.ascontiguousarray(rows), self.idle_us, self.active_us)
         # complete: idle for longer than the timeout, or past the active timeout,
         # judged against the latest time seen (captures are nearly time-ordered)
         now = self._watermark
-        f_first, f_last = flow[:, T_FIRST].astype(np.int64), flow[:, T_LAST].astype(np.int64)
-        done = final | (f_last + self.idle_us < now) | (f_first + self.active_us <= now)
-        if done.all():
-            return self._table(flow)
-        self._open = flow.compress(~done, axis=0)
-        return self._table(flow.compress(done, axis=0))
+        if self.reference or (self.reference is None and not loaded()):
+            flow = self._flows_numpy(rows)
+            f_first, f_last = flow[:, T_FIRST].astype(np.int64), flow[:, T_LAST].astype(np.int64)
+            done = final | (f_last + self.idle_us < now) | (f_first + self.active_us <= now)
+            if not done.all():
+                self._open = flow.compress(~done, axis=0)
+                flow = flow.compress(done, axis=0)
+            return self._table(np.ascontiguousarray(flow.T))
+        from necoma.collect.flowcut import cut_flows, split_done  # compiled; numba loads on first use
+
+        flow = cut_flows(np.ascontiguousarray(rows), self.idle_us, self.active_us)
+        done, still_open = split_done(flow, now, self.idle_us, self.active_us, final)
+        if len(still_open):
+            self._open = still_open
+        return self._table(done)
 
     def _flows_numpy(self, rows: np.ndarray) -> np.ndarray:
         """The numpy reference of `flowcut.cut_flows` (same flows, in hash order)."""
@@ -152,17 +155,18 @@ class FlowAggregator:
         return flow
 
     def _table(self, f: np.ndarray) -> pa.Table:
-        m = len(f)
-        pp = f[:, PP]
+        """The FLOWS table of flows given column by column: f[field] is one row per flow."""
+        m = f.shape[1]
+        pp = f[PP]
         v4 = (pp & np.uint64(1)).astype(bool)
 
         def col(c, typ):
-            return pa.array(f[:, c].astype(typ))
+            return pa.array(f[c].astype(typ))
 
         return pa.Table.from_arrays([
-            pa.array(f[:, T_FIRST].astype(np.int64), TS), pa.array(f[:, T_LAST].astype(np.int64), TS),
+            pa.array(f[T_FIRST].astype(np.int64), TS), pa.array(f[T_LAST].astype(np.int64), TS),
             repeated(self.exporter, m), pa.array(np.zeros(m, np.uint32)),
-            key_text(f[:, K0], f[:, K1], v4), key_text(f[:, K2], f[:, K3], v4),
+            key_text(f[K0], f[K1], v4), key_text(f[K2], f[K3], v4),
             pa.array((pp >> np.uint64(25)).astype(np.uint16)), pa.array((pp >> np.uint64(9)).astype(np.uint16)),
             pa.array((pp >> np.uint64(1)).astype(np.uint8)),  # astype keeps the low bits
             col(FLAGS, np.uint8), col(TOS, np.uint8), col(PACKETS, np.uint64), col(BYTES, np.uint64),

@@ -108,3 +108,29 @@ def cut_flows(rows, idle_us, active_us):
                 out[f, FLAGS] |= rows[r, FLAGS]
             prev = r
     return out[:m]
+
+
+@njit
+def split_done(flow, now, idle_us, active_us, final):
+    """(finished flows column by column (12, k), open flows as rows (m - k, 12)).
+
+    A flow is finished when idle for longer than the timeout or past the active
+    timeout at `now` (the latest time seen), or at the end (`final`). Columns make
+    each field of the flow table one contiguous array."""
+    m = len(flow)
+    done = np.empty(m, np.bool_)
+    k = 0
+    for f in range(m):
+        done[f] = final or np.int64(flow[f, T_LAST]) + idle_us < now or np.int64(flow[f, T_FIRST]) + active_us <= now
+        k += done[f]
+    cols, rows = np.empty((12, k), np.uint64), np.empty((m - k, 12), np.uint64)
+    a = b = 0
+    for f in range(m):
+        if done[f]:
+            for c in range(12):
+                cols[c, a] = flow[f, c]
+            a += 1
+        else:
+            rows[b, :] = flow[f, :]
+            b += 1
+    return cols, rows
