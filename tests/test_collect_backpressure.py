@@ -91,3 +91,36 @@ def test_warm_up_samples_decode_cleanly():
         st = dec.stats.of("127.0.0.1")
         assert st.records == 1 and not st.rejected, (proto, st)
         assert sum(t.num_rows for t in tables.values()) == 1
+
+
+def test_overlapping_writes_leave_a_status_that_counts_both(tmp_path, monkeypatch):
+    """Two writer threads: the newer batch may finish first; the last write to finish writes the
+    status, with the newest snapshot and every row of both batches."""
+    import pyarrow as pa
+
+    first_started, release = threading.Event(), threading.Event()
+    real_write = LakeWriter.write
+
+    def write(self, table, data):
+        if data.num_rows == 3:  # the older batch stalls until the newer one is written
+            first_started.set()
+            release.wait(10)
+        real_write(self, table, data)
+
+    monkeypatch.setattr(LakeWriter, "write", write)
+    c = listener.Collector(Settings(data_dir=tmp_path), {"syslog": ["127.0.0.1:5514"]})  # not bound here
+
+    def rows(n: int) -> pa.Table:
+        return pa.table({"time": pa.array([1_796_000_000_000_000] * n, pa.timestamp("us", tz="UTC")),
+                         "host": ["h"] * n, "message": ["m"] * n})
+
+    older = threading.Thread(target=c._write, args=([("syslog", rows(3))], {"state": "running"}, 1))
+    older.start()
+    assert first_started.wait(10)
+    c._write([("syslog", rows(5))], {"state": "stopped"}, 2)  # finishes first: a write is still going on
+    assert json.loads(c.stats_file.read_text())["buffered_rows"] == 3  # the stalled batch, still held
+    release.set()
+    older.join()
+    st = json.loads(c.stats_file.read_text())
+    assert st["state"] == "stopped" and st["rows_written"] == {"syslog": 8} and st["buffered_rows"] == 0
+    c._pool.shutdown()

@@ -3,8 +3,9 @@
 One asyncio loop receives on every endpoint and feeds the decoders. Every
 DRAIN_SECONDS the loop drains the decoders (they bulk-decode what was fed);
 once `lake.batch_rows` rows are buffered, or `flush_seconds` have passed, the
-batch goes to a single writer thread that turns it into Parquet files
-(Arrow and zstd release the GIL), so reception never waits for the disk.
+batch goes to one of LAKE_WRITERS writer threads that turn batches into
+Parquet files (Arrow and zstd release the GIL), so reception never waits for
+the disk.
 Rows held for the lake are capped (`collect.max_buffered_rows`): above the
 cap the UDP readers pause until the writer catches up, and what the kernel
 then drops is counted per socket (`kernel_drops`), never silent. SIGTERM and
@@ -19,6 +20,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -46,6 +48,10 @@ DRAIN_SECONDS = 0.25  # decoders are drained this often (short pauses in recepti
 GIL_SWITCH_SECONDS = 0.0005
 RESUME_FRACTION = 0.5  # paused readers resume once buffered rows fall below this share of the cap
 MAX_RETRY_BATCHES = 100  # failed lake writes kept for retry; older ones are dropped, counted in the log
+# Parquet files written at once. Encoding is CPU-bound and releases the GIL: a second writer
+# keeps the lake up with reception at high rates, and on a machine whose cores other jobs share.
+LAKE_WRITERS = 2
+STATUS_SECONDS = 1.0  # while writes overlap, the status file is still rewritten this often
 
 
 def make_decoder(protocol: str, cs: CollectSettings) -> Decoder:
@@ -92,9 +98,14 @@ class Collector:
         self.stats_file = stats_file or self.cs.stats_file or settings.data_dir / "collect-stats.json"
         self.metrics_port = metrics_port if metrics_port is not None else self.cs.metrics_port
         self.duration = duration
-        lake = settings.lake
-        self.writer = LakeWriter(settings.lake_path, tag=f"collect-{os.getpid()}", batch_rows=lake.batch_rows,
-                                 compression=lake.compression, row_group_rows=lake.row_group_rows)
+        self._local = threading.local()  # each writer thread's own LakeWriter (whole files of its own)
+        self._wlock = threading.Lock()  # guards _w and the status bookkeeping below across writer threads
+        self._writing = 0  # writes in progress
+        self._writing_rows = 0
+        self._seq = 0  # submits so far (loop thread)
+        self._status_seq = -1  # the newest status snapshot handed to a writer, and that snapshot
+        self._status: dict = {}
+        self._status_at = 0.0
         self.started = time.time()
         self.listening: dict[str, list[str]] = {}
         self.state = "starting"
@@ -107,7 +118,7 @@ class Collector:
         self._paused_since: float | None = None
         self.pauses = 0
         self.paused_seconds = 0.0
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lake-writer")
+        self._pool = ThreadPoolExecutor(max_workers=LAKE_WRITERS, thread_name_prefix="lake-writer")
 
     # ------------------------------------------------------------ lifecycle
 
@@ -230,11 +241,12 @@ class Collector:
                     self._batch_rows += t.num_rows
 
     def _submit(self) -> asyncio.Future:
-        """Hand the drained batch to the writer thread (writes run one at a time, in order)."""
+        """Hand the drained batch to a writer thread (up to LAKE_WRITERS writes at once)."""
         batch, rows = self._batch, self._batch_rows
         self._batch, self._batch_rows = [], 0
         self._inflight_rows += rows
-        fut = asyncio.get_running_loop().run_in_executor(self._pool, self._write, batch, self.status())
+        self._seq += 1
+        fut = asyncio.get_running_loop().run_in_executor(self._pool, self._write, batch, self.status(), self._seq)
         self._writes.add(fut)
         fut.add_done_callback(lambda f, rows=rows: self._written(f, rows))
         return fut
@@ -272,41 +284,67 @@ class Collector:
         # Shielded: a cancelled flush must not abandon a write half-way.
         await asyncio.shield(asyncio.gather(*self._writes, return_exceptions=True))
 
-    def _write(self, batch: list[tuple[str, pa.Table]], status: dict) -> None:
+    def _lake_writer(self) -> LakeWriter:
+        lw = getattr(self._local, "writer", None)
+        if lw is None:
+            lake = self.settings.lake
+            lw = self._local.writer = LakeWriter(self.settings.lake_path, tag=f"collect-{os.getpid()}",
+                                                 batch_rows=lake.batch_rows, compression=lake.compression,
+                                                 row_group_rows=lake.row_group_rows)
+        return lw
+
+    def _write(self, batch: list[tuple[str, pa.Table]], status: dict, seq: int) -> None:
         """Writer thread: Parquet files, then the status file that counts them."""
         w = self._w
-        todo = w.retry + batch
-        w.retry = []
+        with self._wlock:
+            todo = w.retry + batch
+            w.retry = []
+            rows = sum(t.num_rows for _, t in todo)
+            self._writing += 1
+            self._writing_rows += rows
+        writer = self._lake_writer()
+        failed: list[tuple[str, pa.Table]] = []
         t0 = time.perf_counter()
         for i, (name, table) in enumerate(todo):
             try:
-                self.writer.write(name, table)
-                self.writer.flush(name)
-                w.rows_written[name] = w.rows_written.get(name, 0) + table.num_rows
+                writer.write(name, table)
+                writer.flush(name)
+                with self._wlock:
+                    w.rows_written[name] = w.rows_written.get(name, 0) + table.num_rows
             except Exception:
-                w.write_errors += 1
+                with self._wlock:
+                    w.write_errors += 1
                 log.exception("writing %d %s rows to the lake failed; retrying at the next flush",
                               table.num_rows, name)
-                w.retry = todo[i:]
+                failed = todo[i:]
                 break
-        if len(w.retry) > MAX_RETRY_BATCHES:
-            lost = w.retry[:-MAX_RETRY_BATCHES]
-            log.error("lake unwritable: dropping %d rows", sum(t.num_rows for _, t in lost))
-            w.retry = w.retry[-MAX_RETRY_BATCHES:]
-        w.flushes += 1
-        w.last_flush_seconds = round(time.perf_counter() - t0, 6)
-        status.update(self._write_counters())
-        # Writes run in order, so everything submitted up to this batch is written or awaits retry.
-        status["buffered_rows"] = status["pending_rows"]
-        try:
-            write_status(self.stats_file, status)
-        except OSError as exc:
-            log.error("cannot write status file %s: %s", self.stats_file, exc)
+        with self._wlock:
+            w.retry = failed + w.retry
+            if len(w.retry) > MAX_RETRY_BATCHES:
+                lost = w.retry[:-MAX_RETRY_BATCHES]
+                log.error("lake unwritable: dropping %d rows", sum(t.num_rows for _, t in lost))
+                w.retry = w.retry[-MAX_RETRY_BATCHES:]
+            w.flushes += 1
+            w.last_flush_seconds = round(time.perf_counter() - t0, 6)
+            self._writing -= 1
+            self._writing_rows -= rows
+            if seq > self._status_seq:  # an older snapshot never replaces a newer one
+                self._status_seq, self._status = seq, status
+            # The last write to finish always writes the status: then everything submitted is
+            # written or awaits retry. While writes overlap, at least every STATUS_SECONDS.
+            if self._writing == 0 or time.monotonic() - self._status_at >= STATUS_SECONDS:
+                self._status_at = time.monotonic()
+                out = {**self._status, **self._write_counters()}
+                out["buffered_rows"] = out["pending_rows"] + self._writing_rows
+                try:
+                    write_status(self.stats_file, out)
+                except OSError as exc:
+                    log.error("cannot write status file %s: %s", self.stats_file, exc)
 
     # ------------------------------------------------------------ status
 
     def _write_counters(self) -> dict:
-        w = self._w
+        w = self._w  # read without the lock by the loop thread: a snapshot may be a write behind
         return {"rows_written": dict(w.rows_written), "flushes": w.flushes, "write_errors": w.write_errors,
                 "last_flush_seconds": w.last_flush_seconds,
                 "pending_rows": sum(t.num_rows for _, t in list(w.retry))}
