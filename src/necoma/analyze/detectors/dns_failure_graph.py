@@ -68,21 +68,23 @@ class DnsFailureGraph(Detector):
 
     SQL = """
 SELECT client_ip AS host, qname, qtype, count(*) AS failures
-FROM dns
+FROM dns AS d
 WHERE time >= :start AND time < :end AND is_response AND rcode IN :rcodes AND qname IS NOT NULL
-  AND (rcode NOT IN :transient OR qname NOT IN (
-      SELECT qname FROM dns WHERE time >= :start AND time < :end AND is_response AND rcode = 0 AND qname IS NOT NULL))
+  AND (rcode NOT IN :transient OR NOT EXISTS (
+      SELECT 1 FROM dns AS ok WHERE ok.time >= :start AND ok.time < :end AND ok.is_response AND ok.rcode = 0
+        AND ok.qname = d.qname))
 GROUP BY client_ip, qname, qtype
 """
 
     EVIDENCE = """
 SELECT qname AS fqdn, client_ip AS host, :cluster AS cluster, :size AS cluster_size,
        count(*) OVER (PARTITION BY qname) AS degree, failures, :confidence AS confidence
-FROM (SELECT client_ip, qname, count(*) AS failures FROM dns
+FROM (SELECT client_ip, qname, count(*) AS failures FROM dns AS d
       WHERE time >= :start AND time < :end AND is_response AND rcode IN :rcodes
         AND client_ip IN :hosts AND qname IN :names
-        AND (rcode NOT IN :transient OR qname NOT IN (
-            SELECT qname FROM dns WHERE time >= :start AND time < :end AND is_response AND rcode = 0 AND qname IS NOT NULL))
+        AND (rcode NOT IN :transient OR NOT EXISTS (
+            SELECT 1 FROM dns AS ok WHERE ok.time >= :start AND ok.time < :end AND ok.is_response AND ok.rcode = 0
+              AND ok.qname = d.qname))
       GROUP BY client_ip, qname) AS edges
 ORDER BY degree DESC, fqdn, host
 """
