@@ -29,10 +29,14 @@ def load() -> None:
     import numba  # noqa: F401
 
 
-def njit(func):
+def njit(func=None, **overrides):
+    """`numba.njit` with the on-disk cache where one is writable; `@njit` or `@njit(**options)`."""
+    if func is None:
+        return lambda f: njit(f, **overrides)
     import numba
 
-    opts = {"nogil": True, "error_model": "numpy"}  # no Python exception checks on integer division
+    # no Python exception checks on integer division unless a kernel asks for them
+    opts = {"nogil": True, "error_model": "numpy", **overrides}
     try:
         return numba.njit(cache=True, **opts)(func)
     except RuntimeError:  # "cannot cache function ...: no locator available"

@@ -9,15 +9,15 @@ straight into the data buffer is ~10x less. text.ipv4_text stays the reference
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from necoma.collect._jit import njit
 
 
-@njit(cache=True)
+@njit(error_model="python")
 def _digits(v):
     return 1 if v < 10 else (2 if v < 100 else 3)
 
 
-@njit(cache=True, nogil=True)
+@njit(error_model="python")
 def ipv4_buffers(a):
     """uint32 addresses -> (int32 offsets, uint8 data) of their dotted-quad text."""
     n = len(a)

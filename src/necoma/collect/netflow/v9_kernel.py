@@ -18,7 +18,7 @@ a datagram that fails a check is never partly taken.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from necoma.collect._jit import njit
 
 EMPTY = -1  # free slot of the hash tables
 KIND_DATA = 0  # template kinds in the template table
@@ -26,17 +26,17 @@ KIND_OPTIONS = 1
 _HASH = 0x9E3779B97F4A7C15  # Fibonacci hashing (golden ratio), spreads sequential keys
 
 
-@njit(cache=True, inline="always")
+@njit(inline="always", error_model="python")
 def _u16(b, p):
     return (np.int64(b[p]) << 8) | np.int64(b[p + 1])
 
 
-@njit(cache=True, inline="always")
+@njit(inline="always", error_model="python")
 def _u32(b, p):
     return (np.int64(b[p]) << 24) | (np.int64(b[p + 1]) << 16) | (np.int64(b[p + 2]) << 8) | np.int64(b[p + 3])
 
 
-@njit(cache=True)
+@njit(error_model="python")
 def lookup(keys, vals, key):
     """Value for `key` in an open-addressing table (power-of-two size, linear probing), or -1."""
     mask = len(keys) - 1
@@ -52,7 +52,7 @@ def lookup(keys, vals, key):
     return -1
 
 
-@njit(cache=True)
+@njit(error_model="python")
 def insert(keys, vals, key, val):
     mask = len(keys) - 1
     h = (np.uint64(key) * np.uint64(_HASH)) >> np.uint64(40)
@@ -63,7 +63,7 @@ def insert(keys, vals, key, val):
     vals[i] = val
 
 
-@njit(cache=True)
+@njit(error_model="python")
 def _zeros(b, p, end):
     for q in range(p, end):
         if b[q] != 0:
@@ -71,7 +71,7 @@ def _zeros(b, p, end):
     return True
 
 
-@njit(cache=True)
+@njit(error_model="python")
 def _same(b, p, raw, r, n):
     for j in range(n):
         if b[p + j] != raw[r + j]:
@@ -79,7 +79,7 @@ def _same(b, p, raw, r, n):
     return True
 
 
-@njit(cache=True)
+@njit(error_model="python")
 def _templates_resent(b, p, end, options, stream, t_keys, t_vals, t_kind, t_scope, t_count, t_raw_off, t_raw):
     """Whether every template record of this set repeats, byte for byte, the one in force."""
     head = 6 if options else 4
@@ -106,7 +106,7 @@ def _templates_resent(b, p, end, options, stream, t_keys, t_vals, t_kind, t_scop
     return True
 
 
-@njit(cache=True, nogil=True)
+@njit(error_model="python")
 def walk(buf, offs, lens, exps, i0,
          s_keys, s_vals, s_next, s_touched, s_opt_tid, s_opt_off, s_opt_len, s_opt_raw,
          t_keys, t_vals, t_kind, t_reclen, t_scope, t_count, t_raw_off, t_raw,
@@ -194,7 +194,7 @@ def walk(buf, offs, lens, exps, i0,
     return len(offs), k
 
 
-@njit(cache=True, nogil=True)
+@njit(error_model="python")
 def gather(buf, offs, counts, size, out):
     """Copy counts[j] records of `size` bytes from buf[offs[j]] for every j, back to back, into out."""
     q = 0
