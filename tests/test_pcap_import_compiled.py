@@ -144,7 +144,7 @@ def test_kernels_work_without_a_writable_cache(tmp_path):
     home.mkdir()
     code = ("import numpy as np; from necoma.collect._jit import load; load();"  # compiled path, not numpy's
             "from necoma.collect.wire import ipv4_text; from necoma.collect.wire_jit import ipv4_text_buffers;"
-            "import necoma.collect.netflow.v9_kernel, necoma.collect.netflow.text_kernel;"  # the collector's too
+            "import necoma.collect.netflow.v9_kernel, necoma.collect.netflow.text;"  # the collector's too
             "print(ipv4_text(np.array([3232235777], np.uint32)).to_pylist(), ipv4_text_buffers.signatures != [])")
     script = (f"mount --bind {src} {src} && mount -o remount,ro,bind {src} && mount --bind {home} {home}"
               f" && mount -o remount,ro,bind {home} && ! touch {src}/probe 2>/dev/null"

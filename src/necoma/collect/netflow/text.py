@@ -31,8 +31,8 @@ def _half_table() -> tuple[np.ndarray, np.ndarray]:
 _HALF, _HALF_LEN = _half_table()
 
 
-try:  # compiled: ~10x faster (text_kernel.py); this module's numpy version is the reference
-    from necoma.collect.netflow.text_kernel import ipv4_buffers as _ipv4_buffers
+try:  # compiled: ~10x faster (the pcap importer's kernel); this module's numpy version is the reference
+    from necoma.collect.wire_jit import ipv4_text_buffers as _ipv4_buffers
 except Exception:  # pragma: no cover - without numba
     _ipv4_buffers = None
 
