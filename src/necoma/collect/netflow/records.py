@@ -87,26 +87,19 @@ class Batches:
     def add(self, tpl: Template, exporter: str, domain: int, source: str, options: OptionState | None,
             records: bytes, count: int, meta: tuple[int, int, int]) -> None:
         """`records`: `count` records in `tpl.dtype` layout (fixed, or repacked variable)."""
-        if count <= 0:
-            return
-        key = (id(tpl), exporter, domain, source)
-        b = self._open.get(key)
-        if b is None:
-            b = self._open[key] = _Batch(tpl, exporter, domain, source, options)
-        b.parts.append(records)
-        b.counts.append(count)
-        b.metas.append(meta)
-        b.records += count
-        if b.records >= BATCH_RECORDS:
-            del self._open[key]
-            self._decode(b)
+        if count > 0:
+            self._append(tpl, exporter, domain, source, options, records, count, meta, count, chunked=False)
 
     def add_many(self, tpl: Template, exporter: str, domain: int, source: str, options: OptionState | None,
                  records, counts: np.ndarray, metas: np.ndarray) -> None:
         """Data sets of many datagrams at once: `counts[j]` records with `metas[j]` (export, uptime, rate)."""
         total = int(counts.sum())
-        if total <= 0:
-            return
+        if total > 0:
+            self._append(tpl, exporter, domain, source, options, records, counts, metas, total, chunked=True)
+
+    def _append(self, tpl: Template, exporter: str, domain: int, source: str, options: OptionState | None,
+                records, counts, metas, total: int, *, chunked: bool) -> None:
+        """Into the open batch of (template, exporter, domain, source); decoded once it is full."""
         key = (id(tpl), exporter, domain, source)
         b = self._open.get(key)
         if b is None:
@@ -114,7 +107,7 @@ class Batches:
         b.parts.append(records)
         b.counts.append(counts)
         b.metas.append(metas)
-        b.chunked = True
+        b.chunked = b.chunked or chunked
         b.records += total
         if b.records >= BATCH_RECORDS:
             del self._open[key]
