@@ -85,7 +85,7 @@ def main() -> int:
 
 def batched(total: int, seed: int) -> int:
     """feed_many against feed on a v9 stream in order (most datagrams reach the kernel), 30 % mutated."""
-    from tests.test_netflow_fast_path import assert_same, feed_batches, feed_each, stream
+    from tests.test_netflow_fast_path import assert_same, feed_batches, feed_each, mutated_stream, stream
 
     rng = random.Random(seed)
     others = corpus()
@@ -93,14 +93,7 @@ def batched(total: int, seed: int) -> int:
     taken = done = 0
     try:
         while done < total:
-            datagrams = []
-            for d in stream(random.Random(rng.random()), 5_000):
-                r = rng.random()
-                if r < 0.3:
-                    d = mutate(rng, d, others[rng.randrange(len(others))])
-                elif r < 0.35:
-                    datagrams.append(mutate(rng, others[rng.randrange(len(others))], d))
-                datagrams.append(d)
+            datagrams = mutated_stream(rng, stream(random.Random(rng.random()), 5_000), others)
             peers = [EXPORTERS[0]] * len(datagrams)
             ref, fast = new_decoder(), new_decoder()
             cut = rng.random()

@@ -138,6 +138,20 @@ def stream(rng: random.Random, count: int, source: int = 0) -> list[bytes]:
     return out
 
 
+def mutated_stream(rng: random.Random, datagrams: list[bytes], others: list[bytes]) -> list[bytes]:
+    """An in-order stream (most of it reaches the kernel), 30 % mutated by splicing other
+    datagrams into it, and 5 % more mutated strangers inserted before their neighbour."""
+    out = []
+    for d in datagrams:
+        r = rng.random()
+        if r < 0.3:
+            d = mutate(rng, d, others[rng.randrange(len(others))])
+        elif r < 0.35:
+            out.append(mutate(rng, others[rng.randrange(len(others))], d))
+        out.append(d)
+    return out
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_steady_stream_with_gaps_reorders_changes_and_two_exporters(seed):
     rng = random.Random(seed)
@@ -185,15 +199,7 @@ def test_data_before_template_and_truncated_sets_in_batches():
 def test_mutated_datagrams_give_the_same_counts_and_rows():
     """The kernel's bounds checks: mutations of a steady stream either go through it or through feed, alike."""
     rng = random.Random(11)
-    others = corpus()
-    datagrams = []
-    for d in stream(random.Random(1), 3000):  # in order: most reach the kernel, mutated or not
-        r = rng.random()
-        if r < 0.3:
-            d = mutate(rng, d, others[rng.randrange(len(others))])
-        elif r < 0.35:
-            datagrams.append(mutate(rng, others[rng.randrange(len(others))], d))
-        datagrams.append(d)
+    datagrams = mutated_stream(rng, stream(random.Random(1), 3000), corpus())
     peers = ["192.0.2.1"] * len(datagrams)
     ref = NetflowDecoder(template_wait_seconds=5, max_pending_datagrams=32, max_templates_per_exporter=64)
     fast = NetflowDecoder(template_wait_seconds=5, max_pending_datagrams=32, max_templates_per_exporter=64)
