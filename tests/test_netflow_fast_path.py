@@ -21,7 +21,7 @@ from necoma.collect.netflow.text import ipv4_text, ipv4_text_fast
 from tests import test_netflow_decoder as B
 from tests.test_netflow_fuzz import corpus, mutate
 
-pytestmark = pytest.mark.skipif(fast_path.K is None, reason="numba not installed: feed_many feeds one by one")
+pytestmark = pytest.mark.skipif(fast_path.kernels() is None, reason="numba not installed: feed_many feeds one by one")
 
 NOW = 1_800_000_000.0
 
@@ -94,7 +94,7 @@ def assert_batches_equal(datagrams: list[bytes], exporter: str = "127.0.0.1", se
     feed_each(ref, datagrams, peers, random.Random(seed))
     feed_batches(fast, datagrams, peers, random.Random(seed))
     v9 = sum(d[:2] == b"\0\x09" for d in datagrams)
-    if fast_path.K is not None and v9 > 50:  # the kernel took part (templates first go through feed)
+    if fast_path.kernels() is not None and v9 > 50:  # the kernel took part (templates first go through feed)
         assert fast._fast.taken > v9 // 2, (fast._fast.taken, v9)
     assert_same(ref, fast)
 

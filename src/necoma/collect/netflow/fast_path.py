@@ -20,11 +20,24 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("necoma.collect.netflow")
 
-try:  # numba is a dependency; without it (or if it cannot compile here) feed_many feeds one by one
-    from necoma.collect.netflow import v9_kernel as K
-except Exception:  # pragma: no cover - depends on the installation
-    K = None
-    log.debug("numba unavailable: NetFlow v9 batches are decoded datagram by datagram", exc_info=True)
+K = None  # the v9_kernel module once `kernels()` has loaded it
+_tried = False
+
+
+def kernels():
+    """The compiled kernels, loaded on the first batch rather than at import: importing
+    numba costs ~0.6 s, which decoders fed one datagram at a time (testbed import,
+    `necoma run`'s demo data) never win back. None where numba is missing or cannot
+    compile; feed_many then feeds one by one."""
+    global K, _tried
+    if not _tried:
+        _tried = True
+        try:
+            from necoma.collect.netflow import v9_kernel
+            K = v9_kernel
+        except Exception:  # pragma: no cover - depends on the installation
+            log.debug("numba unavailable: NetFlow v9 batches are decoded datagram by datagram", exc_info=True)
+    return K
 
 _M = 1 << 32
 MAX_EXPORTER_IDS = 65_536  # exporters numbered for the kernel (only those with a v9 stream)
@@ -48,7 +61,7 @@ class FastV9:
     def __init__(self, dec: "NetflowDecoder") -> None:
         self.dec = dec
         self.version = None
-        self.broken = K is None
+        self.broken = False  # set when the kernels are missing or once failed
         self.ids: dict[str, int] = {}
         self._cap = 0
         self.taken = 0  # datagrams the kernel took (the rest went through feed)
@@ -149,6 +162,8 @@ class FastV9:
                   received: float) -> None:
         d = self.dec
         n = len(offs)
+        if n and not self.broken and kernels() is None:
+            self.broken = True
         if self.broken or n == 0:
             for i in range(n):
                 d.feed(bytes(buf[offs[i]:offs[i] + lens[i]]), peers[i], received)

@@ -15,6 +15,8 @@ import socket
 import numpy as np
 import pyarrow as pa
 
+from necoma.collect._jit import loaded
+
 
 def _half_table() -> tuple[np.ndarray, np.ndarray]:
     """Text of every 16-bit half of an address ("a.b"), left-aligned and zero padded to 7 bytes."""
@@ -31,18 +33,15 @@ def _half_table() -> tuple[np.ndarray, np.ndarray]:
 _HALF, _HALF_LEN = _half_table()
 
 
-try:  # compiled: ~10x faster (the pcap importer's kernel); this module's numpy version is the reference
-    from necoma.collect.wire_jit import ipv4_text_buffers as _ipv4_buffers
-except Exception:  # pragma: no cover - without numba
-    _ipv4_buffers = None
-
-
 def ipv4_text_fast(values: np.ndarray) -> pa.Array:
-    """uint32 addresses -> dotted-quad strings (compiled when numba is there, else `ipv4_text`)."""
+    """uint32 addresses -> dotted-quad strings: compiled (~10x faster, the pcap importer's
+    kernel) once numba is loaded — the batch path loads it —, else `ipv4_text`."""
     n = len(values)
-    if _ipv4_buffers is None or n * 15 >= 2**31 - 1:
+    if not loaded() or n * 15 >= 2**31 - 1:
         return ipv4_text(values)
-    offsets, data = _ipv4_buffers(np.ascontiguousarray(values, np.uint32))
+    from necoma.collect.wire_jit import ipv4_text_buffers
+
+    offsets, data = ipv4_text_buffers(np.ascontiguousarray(values, np.uint32))
     return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
 
 
