@@ -25,6 +25,7 @@ Needs softflowd, nfcapd and nfdump (Debian packages softflowd, nfdump). Loopback
 from __future__ import annotations
 
 import argparse
+import functools
 import gzip
 import json
 import os
@@ -272,12 +273,19 @@ def run_necoma(work: Path, datagrams: list[bytes], per: list[int], rate: int, se
     return Result("necoma", rate, sent_records, elapsed, decoded, stored, cpu, busy, drops, rss)
 
 
-def run_nfcapd(work: Path, datagrams: list[bytes], per: list[int], rate: int, seconds: float) -> Result:
+# nfcapd's storage options: plain (its default), or its files compressed block by block
+# (-z LZO, -y LZ4), which is what necoma's zstd Parquet is closer to.
+NFCAPD_FLAGS = {"nfcapd": [], "nfcapd-lzo": ["-z"], "nfcapd-lz4": ["-y"]}
+
+
+def run_nfcapd(work: Path, datagrams: list[bytes], per: list[int], rate: int, seconds: float,
+               name: str = "nfcapd") -> Result:
     out = work / "nfcapd"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir()
     port = free_udp_port()
-    proc = subprocess.Popen(["nfcapd", "-b", "127.0.0.1", "-p", str(port), "-w", str(out), "-B", str(RCVBUF)],
+    proc = subprocess.Popen(["nfcapd", "-b", "127.0.0.1", "-p", str(port), "-w", str(out), "-B", str(RCVBUF),
+                             *NFCAPD_FLAGS[name]],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     os.setpriority(os.PRIO_PROCESS, proc.pid, os.getpriority(os.PRIO_PROCESS, 0))
     assert proc.stdout is not None
@@ -293,7 +301,7 @@ def run_nfcapd(work: Path, datagrams: list[bytes], per: list[int], rate: int, se
     cpu = stop_and_reap(proc, signal.SIGTERM, 120) - cpu0  # nfcapd flushes its file on SIGTERM
     info = subprocess.run(["nfdump", "-R", str(out), "-I"], capture_output=True, text=True).stdout
     stored = next((int(line.split()[1]) for line in info.splitlines() if line.startswith("Flows:")), 0)
-    return Result("nfcapd", rate, sent_records, elapsed, stored, stored, cpu, busy, drops, rss)
+    return Result(name, rate, sent_records, elapsed, stored, stored, cpu, busy, drops, rss)
 
 
 def _send(datagrams: list[bytes], per: list[int], port: int, rate: int, seconds: float) -> tuple[int, float, int]:
@@ -323,7 +331,8 @@ def main() -> None:
     ap.add_argument("--rates", default="200000,400000,800000,1200000,1600000,2400000,0",
                     help="offered records/s, comma-separated; 0 = as fast as the sender can")
     ap.add_argument("--seconds", type=float, default=5.0, help="send time per rate and collector")
-    ap.add_argument("--collectors", default="necoma,nfcapd")
+    ap.add_argument("--collectors", default="necoma,nfcapd,nfcapd-lz4",
+                    help=f"comma-separated, of necoma, {', '.join(NFCAPD_FLAGS)} (-lzo, -lz4: nfcapd -z, -y)")
     ap.add_argument("--repeat-80", type=int, default=2,
                     help="runs of each collector at 80 %% of its own highest stored rate (0 = skip)")
     ap.add_argument("--json", type=Path, help="also write the results as JSON here")
@@ -335,7 +344,7 @@ def main() -> None:
     for tool in ("softflowd", "nfcapd", "nfdump"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} not found (apt-get install softflowd nfdump)")
-    runners = {"necoma": run_necoma, "nfcapd": run_nfcapd}
+    runners = {"necoma": run_necoma, **{n: functools.partial(run_nfcapd, name=n) for n in NFCAPD_FLAGS}}
     with tempfile.TemporaryDirectory(prefix="bench-collect-") as tmp:
         work = Path(tmp)
         datagrams = capture_v9(args.pcap, work)
@@ -354,6 +363,9 @@ def main() -> None:
             return r
 
         names = args.collectors.split(",")
+        unknown = set(names) - set(runners)
+        if unknown:
+            sys.exit(f"unknown collectors {sorted(unknown)}; known: {', '.join(runners)}")
         for rate in [int(r) for r in args.rates.split(",")]:
             for name in names:
                 results.append(run(name, rate))
@@ -368,21 +380,24 @@ def main() -> None:
     if at80:
         print("\nat 80 % of each collector's own maximum stored rate:")
         print(table([r for rs in at80.values() for r in rs]))
+    peers = [n for n in names if n != "necoma"]
     best = {n: max((r.stored_per_s for r in results if r.collector == n and r.loss_pct < 0.01), default=0.0)
-            for n in ("necoma", "nfcapd")}
+            for n in names}
     cpu = {n: min((r.cpu_per_million for r in results if r.collector == n and r.stored), default=float("nan"))
-           for n in ("necoma", "nfcapd")}
-    print(f"\nhighest loss-free stored rate: necoma {best['necoma']:,.0f} rec/s, nfcapd {best['nfcapd']:,.0f} rec/s"
-          + (f" (ratio {best['necoma'] / best['nfcapd']:.2f})" if best["nfcapd"] else ""))
-    print(f"lowest CPU s per million records: necoma {cpu['necoma']:.2f}, nfcapd {cpu['nfcapd']:.2f}")
-    rss = {n: max((r.peak_rss_mib for r in results if r.collector == n), default=0.0) for n in ("necoma", "nfcapd")}
-    print(f"peak RSS over all rates: necoma {rss['necoma']:,.0f} MiB, nfcapd {rss['nfcapd']:,.0f} MiB")
+           for n in names}
+    rss = {n: max((r.peak_rss_mib for r in results if r.collector == n), default=0.0) for n in names}
+    for n in names:
+        print(f"{n}: highest loss-free stored rate {best[n]:,.0f} rec/s, lowest {cpu[n]:.2f} CPU s per million "
+              f"records, peak RSS {rss[n]:,.0f} MiB")
     for name, rs in at80.items():
         lost = [f"{r.loss_pct:.2f} %" for r in rs]
         print(f"{name}: loss at 80 % of its maximum ({rs[0].offered_rate:,} rec/s): {', '.join(lost)} -> "
               f"{'zero-loss goal met' if all(r.stored == r.sent_records for r in rs) else 'not met'}")
-    if best["nfcapd"]:
-        print(f"goal necoma >= nfcapd loss-free rate: {'met' if best['necoma'] >= best['nfcapd'] else 'not met'}")
+    if "necoma" in names:
+        for peer in (p for p in peers if best[p]):
+            print(f"loss-free rate ratio necoma / {peer}: {best['necoma'] / best[peer]:.2f} "
+                  f"({'met' if best['necoma'] >= best[peer] else 'not met'}: necoma >= {peer}); "
+                  f"CPU per record ratio {cpu['necoma'] / cpu[peer]:.1f}")
     print(f"load average after: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
     if args.json:
         args.json.write_text(json.dumps([{**asdict(r), "loss_pct": r.loss_pct, "stored_per_s": r.stored_per_s,

@@ -124,3 +124,38 @@ def test_overlapping_writes_leave_a_status_that_counts_both(tmp_path, monkeypatc
     st = json.loads(c.stats_file.read_text())
     assert st["state"] == "stopped" and st["rows_written"] == {"syslog": 8} and st["buffered_rows"] == 0
     c._pool.shutdown()
+
+
+def test_warm_up_compiles_what_live_reception_runs():
+    """After the warm-up, a batch in the live receive buffer's type (a writable array over a
+    reused bytearray) must run already-compiled kernels: a signature compiled on the first
+    real batch stalls reception for seconds on a fresh install (53 % loss measured at 2.4 M
+    records/s when the warm-up passed a read-only array)."""
+    import numpy as np
+
+    from necoma.collect import wire_jit
+    from necoma.collect.netflow import v9_kernel
+    from necoma.collect.warm_up import _netflow_v9, warm_up
+
+    cs = Settings().collect
+    warm_up("netflow", lambda: listener.make_decoder("netflow", cs), "zstd")
+    kernels = [getattr(m, n) for m in (v9_kernel, wire_jit) for n in dir(m)
+               if hasattr(getattr(m, n), "signatures") and getattr(m, n).signatures]
+    assert v9_kernel.walk in kernels and v9_kernel.gather in kernels
+    before = {k: len(k.signatures) for k in kernels}
+
+    raw = _netflow_v9()
+    buf = bytearray(1 << 16)  # as endpoints.UdpEndpoint / recvmmsg.BatchReceiver receive into
+    at = 0
+    offs, lens = [], []
+    for d in raw:
+        buf[at:at + len(d)] = d
+        offs.append(at)
+        lens.append(len(d))
+        at += len(d)
+    dec = listener.make_decoder("netflow", cs)
+    dec.feed_many(np.frombuffer(buf, np.uint8), np.array(offs, np.int64), np.array(lens, np.int64),
+                  ["127.0.0.9"] * len(raw), time.time())
+    assert sum(t.num_rows for t in dec.drain(time.time() + 60).values()) == len(raw)  # one record each, every one decoded
+    grown = {k.__name__: (before[k], len(k.signatures)) for k in kernels if len(k.signatures) != before[k]}
+    assert not grown, f"compiled on the first live batch, not in the warm-up: {grown}"
