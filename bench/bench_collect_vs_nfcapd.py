@@ -328,7 +328,7 @@ def table(results: list[Result]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--pcap", type=Path, default=DEFAULT_PCAP, help="pcap(.gz) softflowd turns into NetFlow v9")
-    ap.add_argument("--rates", default="200000,400000,800000,1200000,1600000,2400000,3200000,0",
+    ap.add_argument("--rates", default="200000,400000,800000,1200000,1600000,2400000,3200000,4000000,4800000,0",
                     help="offered records/s, comma-separated; 0 = as fast as the sender can")
     ap.add_argument("--seconds", type=float, default=5.0, help="send time per rate and collector")
     ap.add_argument("--collectors", default="necoma,nfcapd,nfcapd-lz4",
