@@ -49,6 +49,16 @@ def test_epoch_bins_are_date_trunc_bins(eng, schedule, table, col):
     assert len(fast) > 1000 and fast == plain
 
 
+@pytest.mark.parametrize("minutes", [5, 15])
+def test_time_bin_of_a_given_width_is_time_bucket(eng, minutes):
+    sql = f"SELECT time AS t, time_bin(time, {minutes}) AS bin FROM packets ORDER BY time"
+    fast, plain = ctx(eng).query(sql), ctx(eng, epoch=False).query(sql)
+    bucket = eng.query(f"SELECT time AS t, time_bucket(INTERVAL '{minutes} minutes', time) AS bin FROM packets ORDER BY time")
+    assert len(fast) > 1000 and fast == plain == bucket
+    with pytest.raises(ValueError, match="whole number of minutes"):
+        ctx(eng).expand_macros("SELECT time_bin(time, minutes) FROM packets")
+
+
 # what heavy_hitter ran before its one-pass query
 PREFIXES = f"""
 WITH {TRAFFIC.strip()},

@@ -26,7 +26,8 @@ A detector module declares, in this order:
 
 SQL sees `:start` and `:end` (the analysis range, UTC, end exclusive), every
 parameter by name, and the macro `time_bin(col)`, which truncates a
-timestamp to the start of the detector's schedule bin on every engine.
+timestamp to the start of the detector's schedule bin on every engine
+(`time_bin(col, 5)`: to the start of its 5-minute bin; any width dividing a day).
 """
 from __future__ import annotations
 
@@ -155,15 +156,21 @@ class Context:
 
 @lru_cache(maxsize=1024)
 def _expand_macros(sql: str, schedule: Schedule, epoch: bool = False) -> str:
-    """`time_bin(col)` rewritten for the schedule; cached, detectors run the same SQL many times."""
+    """`time_bin(col)` rewritten for the schedule, `time_bin(col, minutes)` for bins of that width; cached,
+    detectors run the same SQL many times."""
     import sqlglot
 
     tree = sqlglot.parse_one(sql, read="duckdb")
 
     def rewrite(node: exp.Expression) -> exp.Expression:
-        if isinstance(node, exp.Anonymous) and node.name.lower() == "time_bin" and len(node.expressions) == 1:
+        if not (isinstance(node, exp.Anonymous) and node.name.lower() == "time_bin" and len(node.expressions) in (1, 2)):
+            return node
+        if len(node.expressions) == 1:
             return schedule.bin_sql(node.expressions[0], epoch)
-        return node
+        width = node.expressions[1]
+        if not (isinstance(width, exp.Literal) and width.is_int):
+            raise ValueError(f"time_bin's width must be a whole number of minutes, got {width.sql()}")
+        return Schedule.sliding(int(width.name)).bin_sql(node.expressions[0], epoch)
 
     return tree.transform(rewrite).sql("duckdb")
 

@@ -114,10 +114,11 @@ WHERE via = :via AND {V4_KEY.format(c="{col}")} IN :keys
 GROUP BY {{col}} ORDER BY byts DESC, host LIMIT :n
 """
 
+    # the busiest 5 minutes of a prefix's hour (5-minute bins by time_bin: DuckDB's time_bucket costs an ICU call a row)
     BURST = f"""
 WITH {TRAFFIC.strip()},
-sub AS (SELECT time_bucket(INTERVAL '5 minutes', t) AS sub, sum({{measure}}) AS m FROM traffic
-        WHERE via = :via AND {{where}} GROUP BY time_bucket(INTERVAL '5 minutes', t))
+sub AS (SELECT time_bin(t, 5) AS five, sum({{measure}}) AS m FROM traffic
+        WHERE via = :via AND {{where}} GROUP BY time_bin(t, 5))
 SELECT max(m) AS busiest, sum(m) AS total FROM sub
 """
 
@@ -127,27 +128,16 @@ SELECT time_bin(t) AS bin, {{col}} AS host, sum(byts) AS byts, sum(pkts) AS pkts
 WHERE via = :via AND {{col}} IN :hosts GROUP BY time_bin(t), {{col}}
 """
 
-    PEER = f"""
-WITH {TRAFFIC.strip()}
-SELECT dst_ip AS peer, sum({{measure}}) AS m FROM traffic WHERE via = :via AND src_ip = :host
-GROUP BY dst_ip ORDER BY m DESC, peer LIMIT 1
-"""
-
-    # the same two checks for many hosts at once: each (hour, host)'s heaviest peer, then that pair's busiest 5 minutes
-    TOP_PEERS = f"""
+    # for many hosts in one pass: each (hour, host)'s heaviest peer (ties: the lower address), with that pair's hour
+    # total and busiest 5 minutes
+    PAIRS = f"""
 WITH {TRAFFIC.strip()},
-pairs AS (SELECT time_bin(t) AS bin, src_ip AS host, dst_ip AS peer, sum({{measure}}) AS m FROM traffic
-          WHERE via = :via AND src_ip IN :hosts GROUP BY time_bin(t), src_ip, dst_ip),
-ranked AS (SELECT bin, host, peer, m, row_number() OVER (PARTITION BY bin, host ORDER BY m DESC, peer) AS r FROM pairs)
-SELECT bin, host, peer, m FROM ranked WHERE r = 1
-"""
-
-    PAIR_BURSTS = f"""
-WITH {TRAFFIC.strip()},
-sub AS (SELECT time_bin(t) AS bin, src_ip AS host, dst_ip AS peer, sum({{measure}}) AS m FROM traffic
-        WHERE via = :via AND src_ip IN :hosts AND dst_ip IN :peers
-        GROUP BY time_bin(t), time_bucket(INTERVAL '5 minutes', t), src_ip, dst_ip)
-SELECT bin, host, peer, max(m) AS busiest, sum(m) AS total FROM sub GROUP BY bin, host, peer
+sub AS (SELECT time_bin(t) AS bin, time_bin(t, 5) AS five, src_ip AS host, dst_ip AS peer, sum({{measure}}) AS m
+        FROM traffic WHERE via = :via AND src_ip IN :hosts GROUP BY time_bin(t), time_bin(t, 5), src_ip, dst_ip),
+pairs AS (SELECT bin, host, peer, sum(m) AS total, max(m) AS busiest FROM sub GROUP BY bin, host, peer),
+ranked AS (SELECT bin, host, peer, total, busiest,
+                  row_number() OVER (PARTITION BY bin, host ORDER BY total DESC, peer) AS r FROM pairs)
+SELECT bin, host, peer, total, busiest FROM ranked WHERE r = 1
 """
 
     def _sustained(self, ctx: Context, b: dt.datetime, side: str, key: str, h: dict) -> bool:
@@ -235,31 +225,17 @@ SELECT bin, host, peer, max(m) AS busiest, sum(m) AS total FROM sub GROUP BY bin
         a["keys"].add(r["k"])
 
     def _pairs_ok(self, ctx: Context, via: str, items: list[tuple[dt.datetime, str, float]], measure: str) -> set:
-        """The (hour, host) of `items` (hour, host, its total `measure`) that pass `_pair`, in two queries."""
+        """The (hour, host) of `items` (hour, host, its total `measure`) whose heaviest peer gets
+        `min_top_host_share` of that total, and that pair is sustained (several downloads from one server can add
+        up over an hour; one pair's single transfer is still a burst); one query for all."""
         if not items:
             return set()
         hosts = sorted({host for _, host, _ in items})
         start, end = min(b for b, _, _ in items), ctx.bin_end(max(b for b, _, _ in items))
-        top = {(r["bin"], r["host"]): r for r in ctx.query(self.TOP_PEERS.format(measure=measure), start=start, end=end,
+        top = {(r["bin"], r["host"]): r for r in ctx.query(self.PAIRS.format(measure=measure), start=start, end=end,
                                                           via=via, hosts=hosts)}
-        pairs = {(b, host): top[(b, host)]["peer"] for b, host, total in items
-                 if (b, host) in top and top[(b, host)]["m"] >= self.params.min_top_host_share * total}
-        if not pairs:
-            return set()
-        bursts = {(r["bin"], r["host"], r["peer"]): r for r in ctx.query(
-            self.PAIR_BURSTS.format(measure=measure), start=start, end=end, via=via, hosts=sorted({h for _, h in pairs}),
-            peers=sorted(set(pairs.values())))}
-        return {(b, host) for (b, host), peer in pairs.items() if (b, host, peer) in bursts and self._spread(bursts[(b, host, peer)])}
-
-    def _pair(self, ctx: Context, b: dt.datetime, via: str, host: str, measure: str, total: float) -> bool:
-        """One destination gets `min_top_host_share` of what the host sent in the hour, and that pair is sustained
-        (several downloads from one server can add up over an hour; one pair's single transfer is still a burst)."""
-        end = ctx.bin_end(b)
-        peer = ctx.query(self.PEER.format(measure=measure), start=b, end=end, via=via, host=host)
-        if not peer or peer[0]["m"] < self.params.min_top_host_share * total:
-            return False
-        q = self.BURST.format(measure=measure, where="src_ip = :host AND dst_ip = :peer")
-        return self._spread(ctx.query(q, start=b, end=end, via=via, host=host, peer=peer[0]["peer"])[0])
+        return {(b, host) for b, host, total in items if (b, host) in top
+                and top[(b, host)]["total"] >= self.params.min_top_host_share * total and self._spread(top[(b, host)])}
 
     def _surge(self, value: float, past: list[float]) -> bool:
         """Far above the entity's own past hours (absent hours count as zero): mean + k·σ and `min_growth` × mean."""
@@ -293,7 +269,7 @@ SELECT bin, host, peer, max(m) AS busiest, sum(m) AS total FROM sub GROUP BY bin
         top = ctx.query(self.TOP.format(col=col), start=b, end=end, via=h["via"], keys=sorted(h["keys"]), n=p.top_hosts)
         if not top or top[0]["byts"] < p.min_top_host_share * h["byts"]:
             return None
-        if side == "source" and not self._pair(ctx, b, h["via"], top[0]["host"], "byts", top[0]["byts"]):
+        if side == "source" and (b, top[0]["host"]) not in self._pairs_ok(ctx, h["via"], [(b, top[0]["host"], top[0]["byts"])], "byts"):
             return None  # a server sending to many clients (CDN, web, mail relay), or one transfer: not a heavy pair
         # name only the hosts that made the prefix new: steady neighbours behind the same /24 are not involved
         series = self._host_series(ctx, col, h["via"], [t["host"] for t in top], min(past), end)
