@@ -4,9 +4,9 @@ Pure functions over an edge dict {(row, column): weight}; no I/O, no engine.
 """
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
+
+from necoma.analyze.nmf import nmf
 
 
 def prune(edges: dict[tuple[str, str], int], min_host_names: int, min_name_hosts: int) -> dict[tuple[str, str], int]:
@@ -77,13 +77,7 @@ def cocluster(edges, min_density: float, max_clusters: int) -> list[tuple[list[s
 
 
 def nmf_bisect(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rank-2 NMF A ≈ W·H (deterministic NNDSVD start); rows and columns join their stronger component."""
-    from sklearn.decomposition import NMF
-    from sklearn.exceptions import ConvergenceWarning
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        model = NMF(n_components=2, init="nndsvd", max_iter=1000, random_state=0)
-        W = model.fit_transform(A)
-        H = model.components_
+    """Rank-2 NMF A ≈ W·H (deterministic NNDSVD start, scikit-learn's arithmetic without its import, see
+    `necoma.analyze.nmf`); rows and columns join their stronger component."""
+    W, H, _ = nmf(A, 2, max_iter=1000)
     return W.argmax(axis=1), H.argmax(axis=0)

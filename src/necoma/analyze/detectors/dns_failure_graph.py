@@ -13,7 +13,7 @@ counts. Then prune nodes of low degree (names failed by fewer
 than `min_name_hosts` hosts, hosts failing fewer than `min_host_names`
 names, repeatedly), and co-cluster the biadjacency matrix by non-negative
 matrix factorization: each connected part of the graph that is not yet
-dense is split in two by a rank-2 NMF (scikit-learn, deterministic NNDSVD
+dense is split in two by a rank-2 NMF (scikit-learn's arithmetic, deterministic NNDSVD
 start; each host and name joins the factor where its weight is largest),
 recursively, until the parts are dense (hierarchical NMF co-clustering). A co-cluster is reported when it is big (`min_hosts`,
 `min_names`), dense (`min_density` of all host-name pairs failed) and spread
