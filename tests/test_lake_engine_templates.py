@@ -36,15 +36,17 @@ def engine(tmp_path):
 
 @pytest.mark.parametrize("params", CASES)
 def test_template_text_equals_full_binding(engine, params):
-    first = engine.native(SQL, params)  # full path, and the template is checked against it
+    first = engine.native(SQL, params)  # full path only
+    second = engine.native(SQL, params)  # full path, and the template is checked against it
     again = engine.native(SQL, params)  # template path
-    assert first == again == engine.translate(bind(SQL, params))
+    assert first == second == again == engine.translate(bind(SQL, params))
 
 
 def test_template_results_match_and_skip_sqlglot(engine, monkeypatch):
     expected = [engine.query(SQL, p) for p in CASES]
     assert expected[0] == [{"x": 1, "n": 1}, {"x": 2, "n": 1}, {"x": 3, "n": 1}]
     assert expected[2] == []  # an empty list matches nothing
+    assert [engine.query(SQL, p) for p in CASES] == expected  # the second call makes the template
     # every parameter kind is now templated: no more binding, same answers for new values
     monkeypatch.setattr(base, "bind", lambda *a, **k: pytest.fail("bound again"))
     assert [engine.query(SQL, p) for p in CASES] == expected

@@ -7,10 +7,12 @@ each statement is translated once with its `:name` placeholders replaced by
 sentinels, and a call joins the translated text with its values rendered as
 literals of the engine's dialect.
 
-The first call for a statement and a given set of parameter types also goes
-the full way (`bind` + `translate`) and compares: only if both texts are
-identical is the template used afterwards, so the fast path can never run
-SQL that differs from what binding the tree would have produced.
+The first call for a statement and a given set of parameter types goes the
+full way (`bind` + `translate`) only: most statements of a daily run are
+run once, and making a template costs another parse and translation. The
+second call makes the template and compares it with the full way: only if
+both texts are identical is the template used afterwards, so the fast path
+can never run SQL that differs from what binding the tree would have produced.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import sqlglot
 from sqlglot import exp
 
 SENTINEL = "necoma_param_{}_"
+_SEEN_ONCE = object()
 _SPLIT = re.compile(r"necoma_param_(\d+)_")
 
 
@@ -69,18 +72,23 @@ def kind(value: Any) -> Any:
 
 
 class Templates:
-    """Per engine: statement and parameter types -> Template, or False when the full path must be taken."""
+    """Per engine: statement and parameter types -> Template, or False when the full path must be taken
+    (`_SEEN_ONCE` until the statement's second call)."""
 
     def __init__(self, dialect: str, translate: Callable[[exp.Expression], str],
                  render: Callable[[Any], str], full: Callable[[str, Mapping[str, Any]], str]) -> None:
         self.dialect, self.translate, self.render, self.full = dialect, translate, render, full
-        self._cache: dict[tuple, Template | bool] = {}
+        self._cache: dict[tuple, Template | bool | object] = {}
 
     def native(self, sql: str, params: Mapping[str, Any]) -> str:
         key = (sql, tuple(sorted((k, kind(v)) for k, v in params.items())))
         tpl = self._cache.get(key)
         if tpl is None:
             slow = self.full(sql, params)  # raises on bad SQL or missing parameters, as before
+            self._cache[key] = _SEEN_ONCE
+            return slow
+        if tpl is _SEEN_ONCE:
+            slow = self.full(sql, params)
             try:
                 made = make_template(sql, self.dialect, self.translate)
                 ok = made is not None and all(n in params for n in made.names) and made.fill(params, self.render) == slow
