@@ -32,6 +32,7 @@ timestamp to the start of the detector's schedule bin on every engine
 from __future__ import annotations
 
 import datetime as dt
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -154,10 +155,29 @@ class Context:
         return Subject(role=role, value=value, weight=weight, **extra)
 
 
+# `time_bin(col)` / `time_bin(col, N)` over a plain (optionally qualified) column: every detector writes it so.
+_TIME_BIN = re.compile(r"\btime_bin\(\s*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)?)\s*(?:,\s*(\d+)\s*)?\)", re.IGNORECASE)
+
+
 @lru_cache(maxsize=1024)
 def _expand_macros(sql: str, schedule: Schedule, epoch: bool = False) -> str:
     """`time_bin(col)` rewritten for the schedule, `time_bin(col, minutes)` for bins of that width; cached,
-    detectors run the same SQL many times."""
+    detectors run the same SQL many times.
+
+    Plain columns are rewritten in the text: parsing and regenerating the whole statement with sqlglot
+    cost as much again as the engine's own translation (a fifth of a second per daily run at 10 M rows,
+    all of it single-threaded); anything else takes the parse."""
+    def text(m: re.Match) -> str:
+        sched = schedule if m[2] is None else Schedule.sliding(int(m[2]))
+        return sched.bin_sql(exp.column(*reversed(m[1].split("."))), epoch).sql("duckdb")
+
+    fast = _TIME_BIN.sub(text, sql)
+    if "time_bin" not in fast.lower():
+        return fast
+    return _expand_parsed(sql, schedule, epoch)
+
+
+def _expand_parsed(sql: str, schedule: Schedule, epoch: bool) -> str:
     import sqlglot
 
     tree = sqlglot.parse_one(sql, read="duckdb")
