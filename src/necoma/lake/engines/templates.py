@@ -83,19 +83,16 @@ class Templates:
     def native(self, sql: str, params: Mapping[str, Any]) -> str:
         key = (sql, tuple(sorted((k, kind(v)) for k, v in params.items())))
         tpl = self._cache.get(key)
+        if isinstance(tpl, Template):
+            return tpl.fill(params, self.render)
+        slow = self.full(sql, params)  # raises on bad SQL or missing parameters, as before
         if tpl is None:
-            slow = self.full(sql, params)  # raises on bad SQL or missing parameters, as before
             self._cache[key] = _SEEN_ONCE
-            return slow
-        if tpl is _SEEN_ONCE:
-            slow = self.full(sql, params)
+        elif tpl is _SEEN_ONCE:
             try:
                 made = make_template(sql, self.dialect, self.translate)
                 ok = made is not None and all(n in params for n in made.names) and made.fill(params, self.render) == slow
             except Exception:  # the full path worked: never fail because of the shortcut
                 made, ok = None, False
             self._cache[key] = made if ok else False
-            return slow
-        if tpl is False:
-            return self.full(sql, params)
-        return tpl.fill(params, self.render)
+        return slow
